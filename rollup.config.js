@@ -1,0 +1,57 @@
+// Bundles src/ into dist/index.js (ESM), the way actions/typescript-action does.
+import commonjs from '@rollup/plugin-commonjs'
+import json from '@rollup/plugin-json'
+import nodeResolve from '@rollup/plugin-node-resolve'
+import typescript from '@rollup/plugin-typescript'
+import { copyFileSync, mkdirSync } from 'node:fs'
+
+/** @type {import("rollup").RollupOptions} */
+const config = {
+  input: 'src/index.ts',
+  output: {
+    esModule: true,
+    file: 'dist/index.js',
+    format: 'es',
+    sourcemap: true,
+    inlineDynamicImports: true,
+    // ssh2 is CommonJS: it loads optional native helpers with require() inside
+    // try/catch and uses __dirname.
+    banner: [
+      "import { createRequire as __createRequire } from 'node:module'",
+      "import { fileURLToPath as __fileURLToPath } from 'node:url'",
+      "import { dirname as __pathDirname } from 'node:path'",
+      'const require = __createRequire(import.meta.url)',
+      'const __filename = __fileURLToPath(import.meta.url)',
+      'const __dirname = __pathDirname(__filename)'
+    ].join(';\n')
+  },
+  onwarn(warning, warn) {
+    if (warning.code === 'CIRCULAR_DEPENDENCY' || warning.code === 'THIS_IS_UNDEFINED') return
+    warn(warning)
+  },
+  plugins: [
+    typescript({
+      tsconfig: './tsconfig.build.json',
+      outDir: 'dist',
+      module: 'esnext',
+      moduleResolution: 'bundler'
+    }),
+    nodeResolve({ preferBuiltins: true, exportConditions: ['node', 'import', 'default'] }),
+    commonjs({
+      ignoreDynamicRequires: true,
+      // Optional native add-ons: ssh2 falls back to pure JS when they are absent.
+      ignore: (id) => id === 'cpu-features' || id.endsWith('.node')
+    }),
+    json(),
+    {
+      // The host-side script is a readable file in src/, shipped beside the bundle.
+      name: 'copy-host-script',
+      writeBundle() {
+        mkdirSync('dist', { recursive: true })
+        copyFileSync('src/host/rotate-host.sh', 'dist/rotate-host.sh')
+      }
+    }
+  ]
+}
+
+export default config

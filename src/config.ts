@@ -1,0 +1,422 @@
+// Inputs → one typed, validated config. Nothing here contacts anything: every
+// bad input is refused before the first network call.
+
+export type Mode = 'immediate' | 'graceful' | 'retire-previous'
+
+export interface RotatedKey {
+  /** Key in the host's .env, e.g. JWT_SECRET. */
+  envKey: string
+  /** Name of the Actions secret that receives the value. */
+  secretName: string
+}
+
+export interface Credentials {
+  email: string
+  password: string
+}
+
+export type HostKeyPin =
+  | { kind: 'known-hosts'; lines: string }
+  | { kind: 'fingerprint'; fingerprint: string }
+  | { kind: 'insecure-skip' }
+
+export interface Config {
+  secretsToken: string
+  githubToken: string
+  owner: string
+  repo: string
+  environments: string[]
+  repositorySecrets: boolean
+  keys: RotatedKey[]
+  secretBytes: number
+  ssh: {
+    host: string
+    port: number
+    user: string
+    privateKey: string
+    passphrase?: string
+    hostKey: HostKeyPin
+    timeoutSeconds: number
+  }
+  deployPath: string
+  composeFile: string
+  envFile: string
+  /** Null when `auto`. */
+  composeCommand: string | null
+  postgresService: string
+  /** Empty: resolved from the host's .env. */
+  postgresUser: string
+  postgresDb: string
+  revokeSql: string
+  healthUrl: string
+  healthTimeoutSeconds: number
+  mode: Mode
+  dryRun: boolean
+  recover: boolean
+  reason: string
+  loginUrl: string
+  adminCredentials?: Credentials
+  userCredentials?: Credentials
+  adminCheckUrl: string
+  userCheckUrl: string
+  jwtErrorPattern: RegExp
+  createIssue: boolean
+  issueLabels: string[]
+  issueAssignees: string[]
+  rotationDateVariable: string
+  backupRetention: number
+}
+
+/** Reads one input; returns '' when it is not set (as @actions/core's getInput does). */
+export type InputReader = (name: string) => string
+
+export class ConfigError extends Error {
+  constructor(
+    readonly input: string,
+    message: string
+  ) {
+    super(`Input "${input}": ${message}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/
+// GitHub: alphanumerics and underscores, not starting with a digit or GITHUB_.
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const PATH_SEGMENT_SAFE = /^[^\0\n\r]+$/
+// Compose service names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
+const POSTGRES_IDENT = /^[A-Za-z_][A-Za-z0-9_$-]*$/
+const NOT_ROTATABLE = new Set(['ENCRYPTION_KEY'])
+
+function required(read: InputReader, name: string): string {
+  const value = read(name).trim()
+  if (value === '') throw new ConfigError(name, 'is required but was empty')
+  return value
+}
+
+function bool(read: InputReader, name: string, fallback: boolean): boolean {
+  const value = read(name).trim().toLowerCase()
+  if (value === '') return fallback
+  if (['true', 'yes', '1', 'on'].includes(value)) return true
+  if (['false', 'no', '0', 'off'].includes(value)) return false
+  throw new ConfigError(name, `expected "true" or "false", got "${value}"`)
+}
+
+function integer(
+  read: InputReader,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number
+): number {
+  const raw = read(name).trim()
+  if (raw === '') return fallback
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got "${raw}"`)
+  const value = Number(raw)
+  if (value < min || value > max) {
+    throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${value}`)
+  }
+  return value
+}
+
+/** Splits a comma- or newline-separated list, dropping blanks. */
+export function splitList(raw: string): string[] {
+  return raw
+    .split(/[,\n]/)
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+}
+
+function checkSecretName(input: string, name: string): void {
+  if (!SECRET_NAME.test(name)) {
+    throw new ConfigError(
+      input,
+      `"${name}" is not a valid secret name (letters, digits and underscores, not starting with a digit)`
+    )
+  }
+  if (/^GITHUB_/i.test(name)) {
+    throw new ConfigError(input, `"${name}": secret names must not start with GITHUB_`)
+  }
+}
+
+export function parseKeys(raw: string): RotatedKey[] {
+  const items = splitList(raw)
+  if (items.length === 0) throw new ConfigError('keys', 'lists no key to rotate')
+  const keys: RotatedKey[] = []
+  const envKeys = new Set<string>()
+  const secretNames = new Map<string, string>()
+  for (const item of items) {
+    const parts = item.split('=')
+    if (parts.length > 2) {
+      throw new ConfigError('keys', `"${item}" is not KEY or KEY=SECRET_NAME`)
+    }
+    const envKey = parts[0].trim()
+    const secretName = (parts[1] ?? parts[0]).trim()
+    if (!ENV_KEY.test(envKey)) {
+      throw new ConfigError('keys', `"${envKey}" is not a valid .env key name`)
+    }
+    if (NOT_ROTATABLE.has(envKey)) {
+      throw new ConfigError(
+        'keys',
+        `${envKey} cannot be rotated here: it encrypts stored data (2FA secrets, SMTP password) and rotating it needs data re-encryption`
+      )
+    }
+    if (envKey.endsWith('_PREVIOUS')) {
+      throw new ConfigError(
+        'keys',
+        `"${envKey}": *_PREVIOUS keys are managed by mode graceful and retire-previous`
+      )
+    }
+    checkSecretName('keys', secretName)
+    if (envKeys.has(envKey)) throw new ConfigError('keys', `${envKey} is listed twice`)
+    const upper = secretName.toUpperCase() // GitHub secret names are case-insensitive
+    const clash = secretNames.get(upper)
+    if (clash !== undefined) {
+      throw new ConfigError('keys', `${clash} and ${envKey} both map to the secret ${secretName}`)
+    }
+    envKeys.add(envKey)
+    secretNames.set(upper, envKey)
+    keys.push({ envKey, secretName })
+  }
+  return keys
+}
+
+export function parseCredentials(input: string, raw: string): Credentials | undefined {
+  if (raw.trim() === '') return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    // The message must not echo the value: it holds a password.
+    throw new ConfigError(input, 'is not valid JSON; expected {"email": "...", "password": "..."}')
+  }
+  const record = parsed as Record<string, unknown> | null
+  if (
+    record === null ||
+    typeof record !== 'object' ||
+    Array.isArray(record) ||
+    typeof record.email !== 'string' ||
+    typeof record.password !== 'string' ||
+    record.email.trim() === '' ||
+    record.password === ''
+  ) {
+    throw new ConfigError(
+      input,
+      'expected a JSON object {"email": "...", "password": "..."} with non-empty strings'
+    )
+  }
+  return { email: record.email.trim(), password: record.password }
+}
+
+function url(read: InputReader, name: string): string {
+  const raw = read(name).trim()
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(name, `"${raw}" is not a valid URL`)
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(name, `expected an http:// or https:// URL, got "${raw}"`)
+  }
+  if (/['"\s\\`$]/.test(raw)) {
+    throw new ConfigError(name, `"${raw}" contains quotes, spaces or shell characters`)
+  }
+  return raw
+}
+
+function relativePath(read: InputReader, name: string): string {
+  const value = required(read, name)
+  if (value.startsWith('/') || value.split('/').includes('..') || !PATH_SEGMENT_SAFE.test(value)) {
+    throw new ConfigError(name, `expected a path inside deploy-path, got "${value}"`)
+  }
+  return value
+}
+
+function hostKeyPin(read: InputReader): HostKeyPin {
+  const knownHosts = read('ssh-known-hosts').trim()
+  const fingerprint = read('ssh-fingerprint').trim()
+  const skip = bool(read, 'ssh-insecure-skip-host-key-check', false)
+  if (knownHosts !== '' && fingerprint !== '') {
+    throw new ConfigError(
+      'ssh-fingerprint',
+      'give either ssh-known-hosts or ssh-fingerprint, not both'
+    )
+  }
+  if (fingerprint !== '') {
+    const match = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(
+      fingerprint.split(/\s+/).find((p) => p.startsWith('SHA256:')) ?? ''
+    )
+    if (match === null) {
+      throw new ConfigError(
+        'ssh-fingerprint',
+        'expected "SHA256:" followed by 43 base64 characters, as "ssh-keygen -lf" prints it'
+      )
+    }
+    return { kind: 'fingerprint', fingerprint: `SHA256:${match[1]}` }
+  }
+  if (knownHosts !== '') return { kind: 'known-hosts', lines: knownHosts }
+  if (skip) return { kind: 'insecure-skip' }
+  throw new ConfigError(
+    'ssh-known-hosts',
+    'the host key must be pinned: set ssh-known-hosts (ssh-keyscan -p PORT HOST) or ssh-fingerprint (ssh-keyscan -p PORT HOST | ssh-keygen -lf -); ssh-insecure-skip-host-key-check: true is the only way around it'
+  )
+}
+
+function reason(read: InputReader): string {
+  const value = read('reason').trim() || 'routine'
+  if (value.length > 200 || /[\r\n]/.test(value)) {
+    throw new ConfigError('reason', 'expected one line of at most 200 characters')
+  }
+  return value
+}
+
+export function readConfig(read: InputReader): Config {
+  const repository = required(read, 'repository')
+  const repoMatch = /^([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)\/([A-Za-z0-9._-]+)$/.exec(
+    repository
+  )
+  if (repoMatch === null || repoMatch[2] === '.' || repoMatch[2] === '..') {
+    throw new ConfigError('repository', `expected "owner/repo", got "${repository}"`)
+  }
+
+  const mode = (read('mode').trim() || 'immediate') as Mode
+  if (!['immediate', 'graceful', 'retire-previous'].includes(mode)) {
+    throw new ConfigError(
+      'mode',
+      `expected "immediate", "graceful" or "retire-previous", got "${mode}"`
+    )
+  }
+
+  const environments = splitList(read('environments'))
+  for (const env of environments) {
+    if (env.length > 255 || /[\0\r\n]/.test(env)) {
+      throw new ConfigError('environments', `"${env}" is not a valid environment name`)
+    }
+  }
+  if (new Set(environments).size !== environments.length) {
+    throw new ConfigError('environments', 'lists an environment twice')
+  }
+  const repositorySecrets = bool(read, 'repository-secrets', true)
+
+  const deployPath = required(read, 'deploy-path').replace(/(.)\/+$/, '$1')
+  if (!deployPath.startsWith('/') || !PATH_SEGMENT_SAFE.test(deployPath)) {
+    throw new ConfigError(
+      'deploy-path',
+      `expected an absolute path on the host, got "${deployPath}"`
+    )
+  }
+
+  const composeCommandRaw = read('compose-command').trim() || 'auto'
+  if (composeCommandRaw !== 'auto' && !/^[A-Za-z0-9_./ -]+$/.test(composeCommandRaw)) {
+    throw new ConfigError(
+      'compose-command',
+      `expected "auto" or a command prefix such as "docker compose" (letters, digits, / . _ - and spaces), got "${composeCommandRaw}"`
+    )
+  }
+
+  const postgresService = read('postgres-service').trim() || 'postgres'
+  if (!SERVICE_NAME.test(postgresService)) {
+    throw new ConfigError('postgres-service', `"${postgresService}" is not a compose service name`)
+  }
+  for (const name of ['postgres-user', 'postgres-db']) {
+    const value = read(name).trim()
+    if (value !== '' && !POSTGRES_IDENT.test(value)) {
+      throw new ConfigError(name, `"${value}" is not a plain PostgreSQL name`)
+    }
+  }
+
+  let jwtErrorPattern: RegExp
+  const patternRaw = read('jwt-error-pattern').trim()
+  try {
+    jwtErrorPattern = new RegExp(
+      patternRaw || 'jwt|jsonwebtoken|invalid signature|secretOrPrivateKey',
+      'i'
+    )
+  } catch (error) {
+    throw new ConfigError(
+      'jwt-error-pattern',
+      `is not a valid regular expression: ${(error as Error).message}`
+    )
+  }
+
+  const revokeSql = read('revoke-sql').trim() || 'DELETE FROM refresh_tokens;'
+  const rotationDateVariable = read('rotation-date-variable').trim()
+  if (rotationDateVariable !== '') checkSecretName('rotation-date-variable', rotationDateVariable)
+
+  const config: Config = {
+    secretsToken: required(read, 'secrets-token'),
+    githubToken: read('github-token').trim(),
+    owner: repoMatch[1],
+    repo: repoMatch[2],
+    environments,
+    repositorySecrets,
+    keys: parseKeys(read('keys') || 'JWT_SECRET,JWT_REFRESH_SECRET'),
+    secretBytes: integer(read, 'secret-bytes', 64, 32, 1024),
+    ssh: {
+      host: required(read, 'ssh-host'),
+      port: integer(read, 'ssh-port', 22, 1, 65535),
+      user: required(read, 'ssh-user'),
+      privateKey: required(read, 'ssh-private-key'),
+      passphrase: read('ssh-passphrase') || undefined,
+      hostKey: hostKeyPin(read),
+      timeoutSeconds: integer(read, 'ssh-timeout', 30, 1, 600)
+    },
+    deployPath,
+    composeFile: relativePath((n) => read(n) || 'docker-compose.prod.yml', 'compose-file'),
+    envFile: relativePath((n) => read(n) || '.env', 'env-file'),
+    composeCommand: composeCommandRaw === 'auto' ? null : composeCommandRaw,
+    postgresService,
+    postgresUser: read('postgres-user').trim(),
+    postgresDb: read('postgres-db').trim(),
+    revokeSql,
+    healthUrl: url((n) => read(n) || 'http://localhost:3001/api/health/ping', 'health-url'),
+    healthTimeoutSeconds: integer(read, 'health-timeout', 120, 5, 3600),
+    mode,
+    dryRun: bool(read, 'dry-run', false),
+    recover: bool(read, 'recover', false),
+    reason: reason(read),
+    loginUrl: url((n) => read(n) || 'http://localhost:3001/api/auth/login', 'login-url'),
+    adminCredentials: parseCredentials('admin-credentials', read('admin-credentials')),
+    userCredentials: parseCredentials('user-credentials', read('user-credentials')),
+    adminCheckUrl: url((n) => read(n) || 'http://localhost:3001/api/health', 'admin-check-url'),
+    userCheckUrl: url((n) => read(n) || 'http://localhost:3001/api/users/me', 'user-check-url'),
+    jwtErrorPattern,
+    createIssue: bool(read, 'create-issue', true),
+    issueLabels: splitList(read('issue-labels')),
+    issueAssignees: splitList(read('issue-assignees')),
+    rotationDateVariable,
+    backupRetention: integer(read, 'backup-retention', 5, 1, 100)
+  }
+
+  if (!config.repositorySecrets && config.environments.length === 0) {
+    throw new ConfigError(
+      'repository-secrets',
+      'is false and no environments are listed: the new secrets would be written nowhere'
+    )
+  }
+  if (config.recover && config.dryRun) {
+    throw new ConfigError('recover', 'cannot be combined with dry-run')
+  }
+  if (!config.dryRun && config.createIssue && config.githubToken === '') {
+    throw new ConfigError('github-token', 'is empty but create-issue is true')
+  }
+  return config
+}
+
+/** The secret (and environment) scopes a run writes to, in a fixed order. */
+export type SecretScope = { kind: 'repository' } | { kind: 'environment'; name: string }
+
+export function secretScopes(
+  config: Pick<Config, 'repositorySecrets' | 'environments'>
+): SecretScope[] {
+  const scopes: SecretScope[] = []
+  if (config.repositorySecrets) scopes.push({ kind: 'repository' })
+  for (const name of config.environments) scopes.push({ kind: 'environment', name })
+  return scopes
+}
+
+export function scopeLabel(scope: SecretScope): string {
+  return scope.kind === 'repository' ? 'repository' : `environment:${scope.name}`
+}
