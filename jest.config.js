@@ -20,6 +20,12 @@ export default {
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
     {
       ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/__tests__/integration/**/*.test.ts'],
+      testTimeout: 60000
+    },
+    {
+      ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts'],
       // One sandbox (dockerd, sshd, compose project) at a time on a 2-core machine.
