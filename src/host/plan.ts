@@ -1,0 +1,234 @@
+// Pure parts of the host sequence: which steps a mode runs, how parameters
+// reach the host script, and what its preflight report means.
+import type { Config, Mode } from '../config.js'
+
+export type HostMode = Mode | 'recover'
+
+export function stepsFor(mode: HostMode): string[] {
+  switch (mode) {
+    case 'immediate':
+      return ['backup', 'down', 'swap', 'up-postgres', 'wait-postgres', 'revoke', 'up', 'health']
+    case 'graceful':
+    case 'retire-previous':
+      // No `down`: `up -d` recreates exactly the services whose environment changed.
+      return ['backup', 'swap', 'up', 'health']
+    case 'recover':
+      return ['recover-restore', 'up', 'health']
+  }
+}
+
+/** One shell word, single-quoted. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`
+}
+
+export function renderAssignments(params: Record<string, string | number>): string {
+  return (
+    Object.entries(params)
+      .map(([key, value]) => {
+        if (!/^[A-Z_][A-Z0-9_]*$/.test(key)) throw new Error(`bad parameter name ${key}`)
+        const text = String(value)
+        if (/[\0\n\r]/.test(text)) throw new Error(`parameter ${key} holds a line break`)
+        return `${key}=${shellQuote(text)}`
+      })
+      .join('\n') + '\n'
+  )
+}
+
+/** The step timeout bounds every compose call, so a hung CLI ends in a rollback. */
+export function stepTimeoutSeconds(config: Pick<Config, 'healthTimeoutSeconds'>): number {
+  return Math.max(60, 2 * config.healthTimeoutSeconds)
+}
+
+/** `.env.backup.<YYYYmmddTHHMMSSZ>` stamp of an ISO time. */
+export function backupStamp(iso: string): string {
+  return iso.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+}
+
+export interface HostFacts {
+  deploy?: string
+  composeFile?: string
+  envFile?: string
+  envMode?: string
+  envOwner?: string
+  deployWritable?: string
+  composeCmd?: string
+  composeVersion?: string
+  composeConfigError?: string
+  services: string[]
+  httpClient?: string
+  detach: string[]
+  sameFs?: string
+  journal?: 'none' | 'terminal' | 'running' | 'interrupted'
+  journalAge?: string
+  journalLastStep?: string
+  lockHolder?: string
+  lockAge?: string
+  lockHolderAlive?: string
+  lock?: 'taken' | 'busy' | 'not-taken'
+  recover?: string
+}
+
+export function parsePreflight(stdout: string): HostFacts {
+  const facts: HostFacts = { services: [], detach: [] }
+  for (const line of stdout.split('\n')) {
+    const at = line.indexOf('=')
+    if (at <= 0) continue
+    const key = line.slice(0, at)
+    const value = line.slice(at + 1).trim()
+    switch (key) {
+      case 'deploy':
+        facts.deploy = value
+        break
+      case 'compose_file':
+        facts.composeFile = value
+        break
+      case 'env_file':
+        facts.envFile = value
+        break
+      case 'env_stat': {
+        const [mode, owner] = value.split(' ')
+        facts.envMode = mode
+        facts.envOwner = owner
+        break
+      }
+      case 'deploy_writable':
+        facts.deployWritable = value
+        break
+      case 'compose_cmd':
+        facts.composeCmd = value
+        break
+      case 'compose_version':
+        facts.composeVersion = value
+        break
+      case 'compose_config_error':
+        facts.composeConfigError = value
+        break
+      case 'services':
+        facts.services = value.split(/\s+/).filter(Boolean)
+        break
+      case 'http_client':
+        facts.httpClient = value
+        break
+      case 'detach':
+        facts.detach.push(value)
+        break
+      case 'same_fs':
+        facts.sameFs = value
+        break
+      case 'journal':
+        facts.journal = value as HostFacts['journal']
+        break
+      case 'journal_age':
+        facts.journalAge = value
+        break
+      case 'journal_last_step':
+        facts.journalLastStep = value
+        break
+      case 'lock_holder':
+        facts.lockHolder = value
+        break
+      case 'lock_age':
+        facts.lockAge = value
+        break
+      case 'lock_holder_alive':
+        facts.lockHolderAlive = value
+        break
+      case 'lock':
+        facts.lock = value as HostFacts['lock']
+        break
+      case 'recover':
+        facts.recover = value
+        break
+    }
+  }
+  return facts
+}
+
+/** Every reason the host refuses, in words a person at 3 a.m. can act on. */
+export function preflightProblems(
+  facts: HostFacts,
+  config: Pick<
+    Config,
+    'deployPath' | 'composeFile' | 'envFile' | 'composeCommand' | 'postgresService'
+  >,
+  recover: boolean
+): string[] {
+  const problems: string[] = []
+  const deploy = config.deployPath
+  if (facts.deploy !== 'ok') {
+    problems.push(`deploy-path ${deploy} does not exist on the host (or is not readable)`)
+    return problems
+  }
+  if (facts.composeFile !== 'ok') {
+    problems.push(`compose file ${deploy}/${config.composeFile} does not exist or is not readable`)
+  }
+  if (facts.envFile === 'missing')
+    problems.push(`env file ${deploy}/${config.envFile} does not exist`)
+  else if (facts.envFile !== 'ok') {
+    problems.push(
+      `env file ${deploy}/${config.envFile} is not readable and writable by the SSH user`
+    )
+  }
+  if (facts.deployWritable === 'no') {
+    problems.push(
+      `${deploy} is not writable by the SSH user (backups and the atomic rename need it)`
+    )
+  }
+  if (facts.composeCmd === 'none' || facts.composeCmd === undefined) {
+    problems.push(
+      config.composeCommand === null
+        ? 'no compose CLI found on the host: neither "docker compose" nor "docker-compose" answers "version"'
+        : `compose-command "${config.composeCommand}" does not answer "version" on the host`
+    )
+  }
+  if (facts.composeConfigError) {
+    problems.push(`the compose file does not load: ${facts.composeConfigError}`)
+  } else if (facts.services.length > 0 && !facts.services.includes(config.postgresService)) {
+    problems.push(
+      `postgres-service "${config.postgresService}" is not a service of ${config.composeFile} (services: ${facts.services.join(', ')})`
+    )
+  }
+  if (facts.httpClient === 'none')
+    problems.push('neither curl nor wget is installed on the host (the health check needs one)')
+  if (facts.detach.length === 0 || facts.detach.includes('none')) {
+    problems.push(
+      'neither setsid nor systemd-run is usable on the host: the sequence cannot run detached'
+    )
+  }
+  if (facts.sameFs === 'no') {
+    problems.push(
+      `${deploy}/.rotation is on another file system than ${deploy}: the .env swap would not be an atomic rename`
+    )
+  }
+  if (problems.length > 0) return problems
+
+  if (recover) {
+    if (facts.recover === 'nothing-to-recover') {
+      problems.push(
+        `nothing to recover: the last rotation journal on the host is ${facts.journal === 'none' ? 'absent' : facts.journal === 'running' ? 'still running' : 'complete'}`
+      )
+    }
+  } else if (facts.journal === 'running') {
+    problems.push(
+      `another rotation is running on the host right now (lock held by ${facts.lockHolder ?? 'unknown'}, for ${facts.lockAge ?? '?'} s)`
+    )
+  } else if (facts.journal === 'interrupted') {
+    problems.push(
+      `an earlier rotation was interrupted on the host (its process is gone; last journal line: "${facts.journalLastStep ?? '?'}", ${facts.journalAge ?? '?'} s ago). Run this action with recover: true to restore the newest backup and bring the services back, then rotate again`
+    )
+  }
+  if (problems.length === 0 && facts.lock !== 'taken') {
+    if (facts.lockHolder !== undefined) {
+      const stale = facts.lockHolderAlive !== 'yes'
+      problems.push(
+        stale
+          ? `stale rotation lock ${deploy}/.rotation/lock: held by ${facts.lockHolder} for ${facts.lockAge ?? '?'} s, and its holder is gone. It was not broken automatically: if no rotation is running, the run that took it stopped before starting the host sequence (production was not touched by it, but it may have written CI secrets). Remove the lock by hand (rm -r ${deploy}/.rotation/lock) and rotate again`
+          : `another rotation holds the lock ${deploy}/.rotation/lock: ${facts.lockHolder} (for ${facts.lockAge ?? '?'} s)`
+      )
+    } else {
+      problems.push(`could not take the rotation lock ${deploy}/.rotation/lock`)
+    }
+  }
+  return problems
+}

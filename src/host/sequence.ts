@@ -1,0 +1,300 @@
+// The host half of a rotation: preflight and lock, staging, the detached
+// sequence, and following its journal.
+import { readFileSync } from 'node:fs'
+import type { Config } from '../config.js'
+import { servicesMissingPrevious } from './compose-check.js'
+import { envValue, parseEnv } from './dotenv.js'
+import {
+  JournalReader,
+  summarizeJournal,
+  type JournalEvent,
+  type JournalSummary
+} from './journal.js'
+import {
+  parsePreflight,
+  preflightProblems,
+  renderAssignments,
+  stepTimeoutSeconds,
+  stepsFor,
+  type HostFacts,
+  type HostMode
+} from './plan.js'
+import type { HostSession } from './ssh.js'
+
+let scriptText: string | undefined
+
+/** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
+export function hostScript(): string {
+  scriptText ??= readFileSync(new URL('./rotate-host.sh', import.meta.url), 'utf8')
+  return scriptText
+}
+
+export class HostPreflightError extends Error {
+  constructor(
+    readonly problems: string[],
+    readonly facts?: HostFacts
+  ) {
+    super(problems.length === 1 ? problems[0] : problems.map((p) => `- ${p}`).join('\n'))
+    this.name = 'HostPreflightError'
+  }
+}
+
+export interface HostState {
+  facts: HostFacts
+  composeCommand: string
+  detach: 'systemd-run' | 'setsid'
+  envText: string
+  envSha256: string
+  /** Old values of the rotated keys, as .env holds them (masked by the caller). */
+  oldValues: Record<string, string>
+  postgresUser: string
+  postgresDb: string
+  /** Absolute path of the .env file. */
+  envPath: string
+}
+
+export type FollowResult = JournalSummary & { followError?: string }
+
+export interface RunIdentity {
+  id: string
+  by: string
+}
+
+export class HostRotation {
+  private lockTaken = false
+  private launched = false
+  private state: HostState | undefined
+
+  constructor(
+    private session: HostSession,
+    private readonly config: Config,
+    private readonly run: RunIdentity,
+    private readonly mode: HostMode
+  ) {}
+
+  get holdsLock(): boolean {
+    return this.lockTaken && !this.launched
+  }
+
+  private base(): Record<string, string | number> {
+    const c = this.config
+    return {
+      DEPLOY_DIR: c.deployPath,
+      COMPOSE_FILE: c.composeFile,
+      ENV_FILE: c.envFile,
+      ENV_FILE_OPT: c.envFile === '.env' ? '' : `--env-file ${c.envFile}`,
+      COMPOSE_CMD: this.state?.composeCommand ?? c.composeCommand ?? 'auto',
+      STEP_TIMEOUT: stepTimeoutSeconds(c),
+      RUN_ID: this.run.id,
+      RUN_BY: this.run.by
+    }
+  }
+
+  private async script(
+    command: string,
+    extra: Record<string, string | number> = {}
+  ): Promise<string> {
+    const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript()
+    const result = await this.session.exec(`sh -s ${command}`, { stdin })
+    if (result.code !== 0) {
+      throw new Error(
+        `host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${result.stderr.trim().slice(0, 500)}`
+      )
+    }
+    return result.stdout
+  }
+
+  /**
+   * Checks everything on the host and takes the lock. Throws
+   * HostPreflightError with every problem found; releases the lock it took
+   * when a later check fails.
+   */
+  async preflight(rotatedKeys: string[], mask: (value: string) => void): Promise<HostState> {
+    const facts = parsePreflight(
+      await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 })
+    )
+    const problems = preflightProblems(facts, this.config, this.mode === 'recover')
+    if (problems.length > 0) throw new HostPreflightError(problems, facts)
+    this.lockTaken = true
+    try {
+      this.state = await this.inspect(facts, rotatedKeys, mask)
+      return this.state
+    } catch (error) {
+      await this.release()
+      throw error
+    }
+  }
+
+  private async inspect(
+    facts: HostFacts,
+    rotatedKeys: string[],
+    mask: (value: string) => void
+  ): Promise<HostState> {
+    const c = this.config
+    const envPath = `${c.deployPath}/${c.envFile}`
+    const envBuffer = await this.session.readFile(envPath)
+    const envText = envBuffer.toString('utf8')
+    // Mask every value before anything else can print it.
+    for (const entry of parseEnv(envText)) {
+      if (entry.value.length >= 4 && /SECRET|KEY|PASSWORD|PASS|TOKEN/i.test(entry.key))
+        mask(entry.value)
+    }
+    const problems: string[] = []
+    const oldValues: Record<string, string> = {}
+    if (this.mode !== 'recover') {
+      for (const key of rotatedKeys) {
+        const value = envValue(envText, key)
+        if (value === undefined)
+          problems.push(`${envPath} has no ${key}= line (keys: ${rotatedKeys.join(', ')})`)
+        else oldValues[key] = value
+      }
+    }
+    const encryptionKey = envValue(envText, 'ENCRYPTION_KEY')
+    if (encryptionKey === undefined || encryptionKey.trim() === '') {
+      problems.push(
+        `${envPath} has no non-empty ENCRYPTION_KEY: CloudBox then encrypts 2FA secrets and the SMTP password with JWT_SECRET, so rotating it would make that data unreadable. Set ENCRYPTION_KEY first (it needs data re-encryption), then rotate`
+      )
+    }
+    if (this.mode === 'graceful') {
+      const compose = (await this.session.readFile(`${c.deployPath}/${c.composeFile}`)).toString(
+        'utf8'
+      )
+      const missing = servicesMissingPrevious(compose, rotatedKeys)
+      if (missing.length > 0) {
+        problems.push(
+          `mode graceful needs the services to receive <KEY>_PREVIOUS, but ${c.composeFile} does not pass ${missing
+            .map((m) => `${m.key}_PREVIOUS to ${m.service}`)
+            .join(
+              ', '
+            )}. Add e.g. "${missing[0].key}_PREVIOUS: \${${missing[0].key}_PREVIOUS:-}" under each service's environment: (docs/DUAL-SECRET.md), or use mode immediate`
+        )
+      }
+    }
+    if (this.mode === 'retire-previous') {
+      const present = rotatedKeys.filter(
+        (key) => envValue(envText, `${key}_PREVIOUS`) !== undefined
+      )
+      if (present.length === 0) {
+        problems.push(
+          `nothing to retire: ${envPath} has no ${rotatedKeys.map((k) => `${k}_PREVIOUS`).join(' or ')} line`
+        )
+      }
+    }
+    if (problems.length > 0) throw new HostPreflightError(problems, facts)
+
+    const postgresUser = c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox'
+    const postgresDb = c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser
+    const { createHash } = await import('node:crypto')
+    return {
+      facts,
+      composeCommand: facts.composeCmd as string,
+      detach: facts.detach.includes('systemd-run') ? 'systemd-run' : 'setsid',
+      envText,
+      envSha256: createHash('sha256').update(envBuffer).digest('hex'),
+      oldValues,
+      postgresUser,
+      postgresDb,
+      envPath
+    }
+  }
+
+  /** Releases the lock when this run holds it and has not started the sequence. */
+  async release(): Promise<void> {
+    if (!this.lockTaken || this.launched) return
+    await this.script('release')
+    this.lockTaken = false
+  }
+
+  /**
+   * Stages the new .env (0600, SFTP, never a command line) and the
+   * parameters, then starts the sequence detached from this SSH session.
+   */
+  async launch(newEnvText: string | null, backupPath: string): Promise<void> {
+    const state = this.state
+    if (!state) throw new Error('launch before preflight')
+    const c = this.config
+    const rotationDir = `${c.deployPath}/.rotation`
+    const params = renderAssignments({
+      ...this.base(),
+      POSTGRES_SERVICE: c.postgresService,
+      POSTGRES_USER: state.postgresUser,
+      POSTGRES_DB: state.postgresDb,
+      HEALTH_URL: c.healthUrl,
+      HEALTH_TIMEOUT: c.healthTimeoutSeconds,
+      HTTP_CLIENT: state.facts.httpClient ?? 'curl',
+      STEPS: stepsFor(this.mode).join(' '),
+      MODE: this.mode,
+      BACKUP_PATH: backupPath,
+      BACKUP_RETENTION: c.backupRetention,
+      ENV_SHA256: state.envSha256,
+      ENV_MODE: state.facts.envMode ?? '600',
+      ENV_OWNER: state.facts.envOwner ?? '',
+      DETACH: state.detach
+    })
+    const files: Array<{ path: string; data: string; mode: number }> = [
+      { path: `${rotationDir}/rotate-host.sh`, data: hostScript(), mode: 0o700 },
+      { path: `${rotationDir}/params`, data: params, mode: 0o600 },
+      { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
+    ]
+    if (newEnvText !== null)
+      files.push({ path: `${rotationDir}/env.new`, data: newEnvText, mode: 0o600 })
+    await this.session.writeFiles(files)
+    const out = await this.script('launch', { DETACH: state.detach })
+    if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
+      throw new Error(`the host sequence did not start: ${out.trim() || 'no answer'}`)
+    }
+    this.launched = true
+  }
+
+  /**
+   * Follows the journal until the sequence ends. Reconnects when the
+   * connection drops; returns early (not terminal) when `signal` aborts.
+   */
+  async follow(
+    onEvent: (event: JournalEvent) => void,
+    signal: AbortSignal,
+    reconnect: () => Promise<HostSession>
+  ): Promise<FollowResult> {
+    const events: JournalEvent[] = []
+    const reader = new JournalReader()
+    let attempts = 0
+    for (;;) {
+      if (signal.aborted) break
+      try {
+        if (!this.session.isConnected) this.session = await reconnect()
+        const result = await this.session.exec('sh -s follow', {
+          stdin: renderAssignments({ ...this.base(), FROM_LINE: events.length }) + hostScript(),
+          signal,
+          onStdout: (chunk) => {
+            for (const event of reader.push(chunk)) {
+              events.push(event)
+              onEvent(event)
+            }
+          }
+        })
+        const summary = summarizeJournal(events)
+        if (summary.terminal || signal.aborted) break
+        if (result.code !== null && result.code !== 0) {
+          throw new Error(
+            `journal follower stopped: ${result.stderr.trim() || `exit ${result.code}`}`
+          )
+        }
+      } catch (error) {
+        if (signal.aborted) break
+        attempts += 1
+        if (
+          attempts > 20 ||
+          /did not start|ended without a result/.test((error as Error).message)
+        ) {
+          return { ...summarizeJournal(events), followError: (error as Error).message }
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * attempts, 5000)))
+      }
+    }
+    return summarizeJournal(events)
+  }
+
+  get currentSession(): HostSession {
+    return this.session
+  }
+}
