@@ -174,11 +174,14 @@ export class OpenApi {
 
 function describe(errors: ErrorObject[] | null | undefined): string[] {
   return (errors ?? []).map((e) => {
-    if (e.keyword === 'required') {
-      return `"${(e.params as { missingProperty: string }).missingProperty}" wasn't supplied.`
-    }
     const where =
       e.instancePath === '' ? 'body' : `"${e.instancePath.slice(1).replaceAll('/', '.')}"`
+    if (e.keyword === 'required') {
+      const missing = (e.params as { missingProperty: string }).missingProperty
+      return e.instancePath === ''
+        ? `"${missing}" wasn't supplied.`
+        : `"${missing}" wasn't supplied in ${where}.`
+    }
     return `${where} ${e.message ?? 'is invalid'}.`
   })
 }

@@ -86,6 +86,7 @@ interface Variable {
 const DOCS = 'https://docs.github.com/rest'
 
 class HttpError extends Error {
+  route?: Route
   constructor(
     readonly status: number,
     readonly body: Record<string, unknown>,
@@ -198,7 +199,12 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
         private: true,
         visibility: 'private'
       })
+      // Not a fork and not from a template (the documented example is both, and incomplete).
       delete repo.template_repository
+      delete repo.parent
+      delete repo.source
+      repo.fork = false
+      repo.language ??= 'TypeScript'
       return { status: 200, body: repo }
     },
     'GET /repos/{owner}/{repo}/environments/{environment_name}': (route) => {
@@ -431,6 +437,19 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     }
     const route = openapi.match(method, pathname)
     if (route === undefined) throw notFound()
+    try {
+      return await dispatch(req, route, raw)
+    } catch (e) {
+      if (e instanceof HttpError) e.route = route
+      throw e
+    }
+  }
+
+  const dispatch = async (
+    req: IncomingMessage,
+    route: Route,
+    raw: string
+  ): Promise<Answer & { route?: Route }> => {
     authorize(req, route)
     const handler = handlers[`${route.method} ${route.template}`]
     if (handler === undefined) {
@@ -455,8 +474,15 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     void handle(req)
       .catch((e: unknown) => {
-        if (e instanceof HttpError)
-          return { status: e.status, body: e.body as unknown, headers: e.headers }
+        if (e instanceof HttpError) {
+          return {
+            status: e.status,
+            body: e.body as unknown,
+            headers: e.headers,
+            route: e.route,
+            error: true
+          }
+        }
         return { status: 500, body: { message: 'Stand-in error', documentation_url: DOCS } }
       })
       .then((answer) => {
@@ -466,8 +492,15 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
           path: pathname,
           status: answer.status
         })
-        const withRoute = answer as Answer & { route?: Route }
-        if (opts.validateResponses && withRoute.route) {
+        const withRoute = answer as Answer & { route?: Route; error?: boolean }
+        // Error answers are checked where GitHub documents that status for the operation.
+        if (
+          opts.validateResponses &&
+          withRoute.route &&
+          (!withRoute.error ||
+            String(answer.status) in
+              (withRoute.route.operation.responses as Record<string, unknown>))
+        ) {
           for (const p of openapi.validateResponse(withRoute.route, answer.status, answer.body)) {
             responseProblems.push(
               `${withRoute.route.method} ${withRoute.route.template} ${answer.status}: ${p}`
