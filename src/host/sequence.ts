@@ -62,7 +62,7 @@ export interface RunIdentity {
 
 export class HostRotation {
   private lockTaken = false
-  private launched = false
+  private launchedFlag = false
   private state: HostState | undefined
 
   constructor(
@@ -72,8 +72,12 @@ export class HostRotation {
     private readonly mode: HostMode
   ) {}
 
+  get launched(): boolean {
+    return this.launchedFlag
+  }
+
   get holdsLock(): boolean {
-    return this.lockTaken && !this.launched
+    return this.lockTaken && !this.launchedFlag
   }
 
   private base(): Record<string, string | number> {
@@ -200,7 +204,7 @@ export class HostRotation {
 
   /** Releases the lock when this run holds it and has not started the sequence. */
   async release(): Promise<void> {
-    if (!this.lockTaken || this.launched) return
+    if (!this.lockTaken || this.launchedFlag) return
     await this.script('release')
     this.lockTaken = false
   }
@@ -243,7 +247,7 @@ export class HostRotation {
     if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
       throw new Error(`the host sequence did not start: ${out.trim() || 'no answer'}`)
     }
-    this.launched = true
+    this.launchedFlag = true
   }
 
   /**

@@ -1,0 +1,79 @@
+// What a run did, as the report renders it. Holds names, scopes, times and
+// verdicts, never a secret value.
+import type { Mode } from './config.js'
+
+export type Result = 'success' | 'rolled-back' | 'failed' | 'dry-run' | 'recovered'
+
+export interface SecretRef {
+  /** 'repository' or 'environment:NAME' */
+  scope: string
+  name: string
+}
+
+export interface HostStep {
+  name: string
+  status: 'ok' | 'fail' | 'running'
+  seconds?: number
+  detail?: string
+}
+
+export interface LoginCheck {
+  account: 'admin' | 'user'
+  /** verified: login and the check URL answered 200 with the new token. */
+  status: 'verified' | 'skipped' | 'failed'
+  reason?: string
+}
+
+export interface LogScanResult {
+  status: 'clean' | 'expected-only' | 'config-errors' | 'skipped' | 'failed'
+  total: number
+  expected: number
+  configErrors: number
+  samples: string[]
+  since?: string
+  reason?: string
+}
+
+export interface Outcome {
+  result: Result
+  /** ISO-8601 UTC time the run (rotation) began. */
+  rotatedAt: string
+  mode: Mode
+  recover: boolean
+  dryRun: boolean
+  reason: string
+  repository: string
+  triggeredBy: string
+  runUrl?: string
+  host: string
+  /** Set when preflight refused: nothing was changed anywhere. */
+  refused?: string[]
+  /** What failed, in one sentence (absent on success). */
+  failure?: string
+  /** Everything changed so far, in words (empty: nothing changed). */
+  changed: string[]
+  /** The state things are in now, in words. */
+  stateNow: string
+  /** Loud warning when CI secrets and production may disagree, with what to do. */
+  mismatch?: string
+  hostResult?: string
+  hostSteps: HostStep[]
+  downtimeSeconds?: number
+  backupPath?: string
+  revokedRows?: number
+  /** CI secrets now holding the new values. */
+  updatedSecrets: SecretRef[]
+  /** CI secrets written back to the old values after a failure. */
+  restoredSecrets: SecretRef[]
+  /** CI secrets that could not be written back. */
+  unrestoredSecrets: Array<SecretRef & { error: string }>
+  health?: { status: 'verified' | 'failed' | 'skipped'; reason?: string }
+  logins: LoginCheck[]
+  logScan?: LogScanResult
+  rotationDateVariable?: { name: string; status: 'set' | 'skipped' | 'failed'; reason?: string }
+  /** Dry run only: the steps, commands, files and scopes a real run would touch. */
+  plan?: string[]
+  /** When <KEY>_PREVIOUS may be retired (graceful mode). */
+  retireAfter?: string
+  issue?: { number: number; url: string }
+}

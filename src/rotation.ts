@@ -1,0 +1,632 @@
+// The rotation, phase by phase (DESIGN §1): preflight, generate, CI secrets,
+// host, compensate, verify. Reporting is the caller's (main.ts).
+import * as core from '@actions/core'
+import { scopeLabel, secretScopes, type Config, type SecretScope } from './config.js'
+import { createOctokit, describeError, type Octokit } from './github/client.js'
+import {
+  preflightSecretScopes,
+  preflightVariables,
+  writeSecrets,
+  type ScopeKey,
+  type SecretWrite,
+  type WrittenSecret
+} from './github/secrets.js'
+import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
+import type { JournalEvent } from './host/journal.js'
+import { backupStamp, shellQuote, stepsFor, type HostMode } from './host/plan.js'
+import {
+  HostPreflightError,
+  HostRotation,
+  type FollowResult,
+  type HostState,
+  type RunIdentity
+} from './host/sequence.js'
+import { HostSession } from './host/ssh.js'
+import type { HostStep, Outcome, SecretRef } from './outcome.js'
+import { generateSecret } from './secrets/generate.js'
+import { checkLogin } from './verify/login.js'
+import { scanServiceLogs } from './verify/logs.js'
+import { requestThroughTunnel } from './verify/tunnel-http.js'
+
+export interface RunContext {
+  run: RunIdentity
+  runUrl?: string
+  actor: string
+  signal: AbortSignal
+  now?: () => Date
+}
+
+const REFRESH_TOKEN_LIFETIME_DAYS = 7
+
+function ref(written: { scope: SecretScope; name: string }): SecretRef {
+  return { scope: scopeLabel(written.scope), name: written.name }
+}
+
+function mask(value: string): void {
+  if (value !== '') core.setSecret(value)
+}
+
+export class Rotation {
+  readonly outcome: Outcome
+  private octokit: Octokit | undefined
+  private scopeKeys: ScopeKey[] = []
+  private session: HostSession | undefined
+  private host: HostRotation | undefined
+  private hostState: HostState | undefined
+  private newValues: Record<string, string> = {}
+  private written: WrittenSecret[] = []
+  private readonly hostMode: HostMode
+
+  constructor(
+    private readonly config: Config,
+    private readonly context: RunContext
+  ) {
+    this.hostMode = config.recover ? 'recover' : config.mode
+    this.outcome = {
+      result: 'failed',
+      rotatedAt: (context.now?.() ?? new Date()).toISOString(),
+      mode: config.mode,
+      recover: config.recover,
+      dryRun: config.dryRun,
+      reason: config.reason,
+      repository: `${config.owner}/${config.repo}`,
+      triggeredBy: context.actor,
+      runUrl: context.runUrl,
+      host: `${config.ssh.user}@${config.ssh.host}:${config.ssh.port}`,
+      changed: [],
+      stateNow: 'nothing was changed',
+      hostSteps: [],
+      updatedSecrets: [],
+      restoredSecrets: [],
+      unrestoredSecrets: [],
+      logins: []
+    }
+  }
+
+  private get rotatesSecrets(): boolean {
+    return !this.config.recover && this.config.mode !== 'retire-previous'
+  }
+
+  /** Runs every phase; never throws: the outcome says what happened. */
+  async run(): Promise<Outcome> {
+    try {
+      if (!(await this.phase('1. Preflight', () => this.preflight()))) return this.outcome
+      if (this.config.dryRun) {
+        await this.phase('Plan (dry run)', () => this.dryRun())
+        return this.outcome
+      }
+      if (this.rotatesSecrets) {
+        await this.phase('2. Generate secrets', () => this.generate())
+        if (!(await this.phase('3. CI secrets', () => this.writeCiSecrets()))) return this.outcome
+      }
+      if (this.cancelled('before the host sequence started')) {
+        await this.phase('5. Compensate CI secrets', () => this.compensate())
+        return this.outcome
+      }
+      const hostOk = await this.phase('4. Host sequence', () => this.runHost())
+      if (!hostOk || this.outcome.result === 'rolled-back' || this.outcome.result === 'failed') {
+        await this.phase('5. Compensate CI secrets', () => this.compensate())
+        return this.outcome
+      }
+      if (this.config.recover)
+        await this.phase('5. Compensate CI secrets', () => this.alignAfterRecovery())
+      await this.phase('6. Verify', () => this.verify())
+      return this.outcome
+    } finally {
+      await this.releaseIfHeld()
+      this.session?.close()
+    }
+  }
+
+  /** Runs a phase in a log group; a thrown error fails the run with what is known. */
+  private async phase(title: string, body: () => Promise<void | boolean>): Promise<boolean> {
+    return core.group(title, async () => {
+      try {
+        const value = await body()
+        return value !== false
+      } catch (error) {
+        this.fail(title, error)
+        return false
+      }
+    })
+  }
+
+  private fail(phase: string, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error)
+    this.outcome.result = 'failed'
+    if (
+      error instanceof HostPreflightError ||
+      (error instanceof Error && error.name === 'GitHubPreflightError')
+    ) {
+      const problems = (error as unknown as { problems: string[] }).problems
+      this.outcome.refused = problems
+      this.outcome.failure = `preflight refused: ${problems.join('; ')}`
+    } else {
+      this.outcome.failure = `${phase.replace(/^\d+\.\s*/, '')} failed: ${message}`
+    }
+    core.error(this.outcome.failure)
+  }
+
+  private cancelled(where: string): boolean {
+    if (!this.context.signal.aborted) return false
+    this.outcome.result = 'failed'
+    this.outcome.failure = `the workflow was cancelled ${where}`
+    core.warning(this.outcome.failure)
+    return true
+  }
+
+  // ------------------------------------------------------------ 1. preflight
+  private async preflight(): Promise<void> {
+    const c = this.config
+    this.octokit = createOctokit(c.secretsToken)
+    if (this.rotatesSecrets || c.recover) {
+      core.info(
+        `GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`
+      )
+      this.scopeKeys = await preflightSecretScopes(this.octokit, c.owner, c.repo, secretScopes(c))
+    }
+    if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
+      await preflightVariables(this.octokit, c.owner, c.repo, c.rotationDateVariable)
+    }
+    core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
+
+    core.info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`)
+    this.session = await HostSession.connect(c.ssh)
+    core.info(
+      `SSH: connected, host key ${this.session.hostFingerprint || '(not verified: insecure skip)'}`
+    )
+    this.host = new HostRotation(this.session, c, this.context.run, this.hostMode)
+    this.hostState = await this.host.preflight(
+      c.keys.map((k) => k.envKey),
+      mask
+    )
+    for (const value of Object.values(this.hostState.oldValues)) mask(value)
+    const f = this.hostState.facts
+    core.info(
+      `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`
+    )
+    core.info(
+      `Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`
+    )
+    core.info(
+      `Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`
+    )
+  }
+
+  private async dryRun(): Promise<void> {
+    const c = this.config
+    const state = this.hostState as HostState
+    const compose = `${state.composeCommand} -f ${c.composeFile}`
+    const stamp = backupStamp(this.outcome.rotatedAt)
+    const plan: string[] = []
+    if (this.rotatesSecrets) {
+      plan.push(
+        `generate ${c.keys.length} secret(s) of ${c.secretBytes} random bytes (base64): ${c.keys.map((k) => k.envKey).join(', ')}`
+      )
+      for (const scope of secretScopes(c)) {
+        plan.push(
+          `write CI secrets ${c.keys.map((k) => k.secretName).join(', ')} in ${scopeLabel(scope)} (sealed with that scope's key)`
+        )
+      }
+    }
+    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`)
+    plan.push(
+      `start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`
+    )
+    const commands: Record<string, string> = {
+      backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+      down: `${compose} down`,
+      swap: `rename .rotation/env.new over ${c.envFile} (atomic, mode ${state.facts.envMode} kept)`,
+      'up-postgres': `${compose} up -d ${c.postgresService}`,
+      'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
+      revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
+      up: `${compose} up -d`,
+      health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+      'recover-restore': `restore the newest ${c.envFile}.backup.* over ${c.envFile}`
+    }
+    for (const step of stepsFor(this.hostMode)) plan.push(`host: ${step}: ${commands[step]}`)
+    plan.push(
+      'on any failed step: restore the backup, up -d, health check; then write the old values back to the CI secrets'
+    )
+    for (const line of plan) core.info(line)
+    this.outcome.plan = plan
+    this.outcome.result = 'dry-run'
+    this.outcome.stateNow = 'dry run: nothing was changed'
+  }
+
+  // ------------------------------------------------------------ 2. generate
+  private async generate(): Promise<void> {
+    for (const key of this.config.keys) {
+      this.newValues[key.envKey] = generateSecret(this.config.secretBytes)
+      core.info(`${key.envKey}: ${this.config.secretBytes} random bytes generated (masked)`)
+    }
+  }
+
+  // ------------------------------------------------------------ 3. CI secrets
+  private ciWrites(values: Record<string, string>): SecretWrite[] {
+    const writes: SecretWrite[] = []
+    for (const scope of secretScopes(this.config)) {
+      for (const key of this.config.keys) {
+        writes.push({ scope, name: key.secretName, value: values[key.envKey] })
+      }
+    }
+    return writes
+  }
+
+  private async writeCiSecrets(): Promise<boolean> {
+    const c = this.config
+    const result = await writeSecrets(
+      this.octokit as Octokit,
+      c.owner,
+      c.repo,
+      this.scopeKeys,
+      this.ciWrites(this.newValues),
+      {
+        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+      }
+    )
+    this.written = result.written
+    this.outcome.updatedSecrets = result.written.map(ref)
+    if (result.written.length > 0) {
+      this.outcome.changed.push(
+        `CI secrets set to the new values: ${this.outcome.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
+      )
+    }
+    if (result.failed.length > 0) {
+      this.outcome.result = 'failed'
+      this.outcome.failure = `writing CI secrets failed: ${result.failed.map((f) => `${scopeLabel(f.scope)}/${f.name}: ${f.error}`).join('; ')}`
+      core.error(this.outcome.failure)
+      await this.compensate()
+      return false
+    }
+    return true
+  }
+
+  // ------------------------------------------------------------ 4. host
+  private newEnvText(): string | null {
+    const state = this.hostState as HostState
+    const keys = this.config.keys.map((k) => k.envKey)
+    switch (this.hostMode) {
+      case 'immediate':
+        return setEnvValues(state.envText, this.newValues)
+      case 'graceful':
+        return setPreviousValues(setEnvValues(state.envText, this.newValues), state.oldValues)
+      case 'retire-previous':
+        return removeEnvKeys(
+          state.envText,
+          keys.map((k) => `${k}_PREVIOUS`)
+        )
+      case 'recover':
+        return null
+    }
+  }
+
+  private async runHost(): Promise<boolean> {
+    const host = this.host as HostRotation
+    const c = this.config
+    const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`
+    const newEnv = this.newEnvText()
+    await host.launch(newEnv, backupName)
+    this.outcome.changed.push(
+      `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode).join(' → ')})`
+    )
+    core.info(`Host sequence started; following ${c.deployPath}/.rotation/journal`)
+    const summary = await host.follow(
+      (event) => this.logEvent(event),
+      this.context.signal,
+      () => HostSession.connect(c.ssh)
+    )
+    this.session = host.currentSession
+    this.absorb(summary)
+    if (this.context.signal.aborted && !summary.terminal) {
+      const last = summary.steps.at(-1)
+      this.outcome.result = 'failed'
+      this.outcome.failure = 'the workflow was cancelled while the host sequence was running'
+      this.outcome.stateNow = `the host sequence goes on by itself and will finish or roll back on its own (last step seen: ${last ? `${last.name} ${last.status}` : 'none'}); check ${c.deployPath}/.rotation/journal`
+      this.outcome.mismatch = `The CI secrets hold the NEW values, and the host may still roll back to the old ones. Check the journal's last line on the host: if it ends in "rolled-back", re-run this rotation (it will generate fresh values everywhere).`
+      core.warning(`${this.outcome.failure}: ${this.outcome.stateNow}`)
+      return false
+    }
+    if (!summary.terminal) {
+      this.outcome.result = 'failed'
+      this.outcome.failure = `lost track of the host sequence: ${summary.followError ?? 'the journal ended without a result'}`
+      this.outcome.stateNow = `unknown: the host sequence may still be running; check ${c.deployPath}/.rotation/journal and the services`
+      this.outcome.mismatch =
+        'CI secrets hold the new values; whether production does is unknown. Check the host journal, then re-run the rotation or run with recover: true.'
+      return false
+    }
+    return this.interpretHostResult(summary)
+  }
+
+  private logEvent(event: JournalEvent): void {
+    const t = new Date(event.at).toISOString().slice(11, 23)
+    switch (event.event) {
+      case 'step-start':
+        core.info(`[${t}] ▶ ${event.step}${event.detail ? ` (${event.detail})` : ''}`)
+        break
+      case 'step-end':
+        core.info(
+          `[${t}] ${event.status === 'ok' ? '✔' : '✘'} ${event.step}${event.detail ? `: ${event.detail}` : ''}`
+        )
+        break
+      case 'info':
+        core.info(`[${t}]   ${event.step}: ${event.detail ?? ''}`)
+        break
+      case 'rollback-start':
+        core.warning(`[${t}] rolling back after ${event.detail ?? 'a failed step'}`)
+        break
+      case 'result':
+        core.info(`[${t}] host result: ${event.status}${event.detail ? ` (${event.detail})` : ''}`)
+        break
+      default:
+        core.info(`[${t}] ${event.event} ${event.status ?? ''} ${event.detail ?? ''}`.trimEnd())
+    }
+  }
+
+  private absorb(summary: FollowResult): void {
+    this.outcome.hostSteps = summary.steps.map((s): HostStep => ({
+      name: s.name,
+      status: s.status,
+      seconds:
+        s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
+      detail: s.detail
+    }))
+    this.outcome.hostResult = summary.result
+    this.outcome.downtimeSeconds = summary.downtimeSeconds
+    if (summary.backupPath) this.outcome.backupPath = summary.backupPath
+    const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok')
+    const rows = /rows=(\d+)/.exec(revoke?.detail ?? '')
+    if (rows) this.outcome.revokedRows = Number(rows[1])
+  }
+
+  private interpretHostResult(summary: FollowResult): boolean {
+    const c = this.config
+    const where = `${c.deployPath}/${c.envFile}`
+    switch (summary.result) {
+      case 'success':
+        this.outcome.result = 'success'
+        this.outcome.changed.push(
+          c.mode === 'retire-previous'
+            ? `${where}: *_PREVIOUS lines removed; services recreated`
+            : `${where}: ${c.keys.map((k) => k.envKey).join(', ')} replaced${c.mode === 'graceful' ? ' (old values kept as *_PREVIOUS)' : ''}; services restarted`
+        )
+        if (this.outcome.revokedRows !== undefined)
+          this.outcome.changed.push(`${this.outcome.revokedRows} refresh token(s) revoked`)
+        this.outcome.stateNow = 'production runs on the new secrets and answers its health check'
+        if (c.mode === 'graceful') {
+          const after = new Date(
+            Date.parse(this.outcome.rotatedAt) + REFRESH_TOKEN_LIFETIME_DAYS * 86400000
+          )
+          this.outcome.retireAfter = after.toISOString()
+        }
+        return true
+      case 'recovered':
+        this.outcome.result = 'recovered'
+        this.outcome.changed.push(
+          `${where}: restored from ${summary.backupPath ?? 'the newest backup'}; services started`
+        )
+        this.outcome.stateNow = 'production runs on the restored .env and answers its health check'
+        return true
+      case 'aborted':
+        this.outcome.result = 'failed'
+        this.outcome.failure = `the host sequence stopped before changing anything (${summary.failedStep ?? '?'} failed${this.stepDetail(summary)})`
+        this.outcome.stateNow = 'production untouched, still on the old secrets'
+        return false
+      case 'rolled-back':
+        this.outcome.result = 'rolled-back'
+        this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)}; the host rolled back`
+        this.outcome.changed.push(
+          `${where}: swapped, then restored from the backup; services restarted`
+        )
+        this.outcome.stateNow = 'production is back on the old secrets and answers its health check'
+        return false
+      default:
+        this.outcome.result = 'failed'
+        this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)} and the rollback failed too (${summary.result})`
+        this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} up -d" by hand`
+        this.outcome.changed.push(`${where}: swapped and rollback attempted`)
+        return false
+    }
+  }
+
+  private stepDetail(summary: FollowResult): string {
+    const step = summary.steps.find((s) => s.name === summary.failedStep)
+    return step?.detail ? ` (${step.detail})` : ''
+  }
+
+  // ------------------------------------------------------------ 5. compensate
+  /** What the host's .env holds now, as far as this run knows. */
+  private hostEnvState(): 'old' | 'new' | 'unknown' {
+    if (!this.host?.launched) return 'old'
+    switch (this.outcome.hostResult) {
+      case 'success':
+        return 'new'
+      case 'aborted':
+      case 'rolled-back':
+        return 'old'
+      case undefined:
+        return 'unknown'
+      default:
+        // rollback-failed: the .env is old again unless restoring it failed.
+        return this.outcome.hostSteps.some(
+          (s) => s.name === 'rollback-restore' && s.status === 'fail'
+        )
+          ? 'unknown'
+          : 'old'
+    }
+  }
+
+  /** Writes the old values back into every CI secret already set to a new one. */
+  private async compensate(): Promise<void> {
+    if (this.written.length === 0) return
+    const c = this.config
+    if (this.hostEnvState() !== 'old') {
+      this.outcome.mismatch ??=
+        'CI secrets hold the NEW values, and whether the host .env does is unknown. Check the host journal and .env, then re-run the rotation (or run with recover: true).'
+      core.error(this.outcome.mismatch)
+      return
+    }
+    const state = this.hostState as HostState
+    const old: SecretWrite[] = this.written.map((w) => {
+      const key = c.keys.find((k) => k.secretName === w.name)
+      return { scope: w.scope, name: w.name, value: state.oldValues[key?.envKey ?? ''] ?? '' }
+    })
+    core.info(`Writing the old values back into ${old.length} CI secret(s)`)
+    const result = await writeSecrets(
+      this.octokit as Octokit,
+      c.owner,
+      c.repo,
+      this.scopeKeys,
+      old,
+      {
+        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
+      }
+    )
+    this.outcome.restoredSecrets = result.written.map(ref)
+    this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }))
+    const restored = new Set(this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`))
+    this.outcome.updatedSecrets = this.outcome.updatedSecrets.filter(
+      (s) => !restored.has(`${s.scope}/${s.name}`)
+    )
+    if (result.written.length > 0) {
+      this.outcome.changed.push(
+        `CI secrets written back to the old values: ${[...restored].join(', ')}`
+      )
+    }
+    if (result.failed.length > 0) {
+      this.outcome.mismatch = `CI and production DISAGREE: ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} still hold the new value while production runs on the old one. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`} by hand.`
+      core.error(this.outcome.mismatch)
+    } else {
+      this.outcome.stateNow += '; CI secrets are back on the old values'
+    }
+  }
+
+  /** After a recovery, CI secrets get the restored .env's values (an interrupted run may have changed them). */
+  private async alignAfterRecovery(): Promise<void> {
+    const c = this.config
+    if (this.scopeKeys.length === 0) return
+    const session = this.session as HostSession
+    const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('utf8')
+    const values: Record<string, string> = {}
+    for (const key of c.keys) {
+      const value = envValue(text, key.envKey)
+      if (value === undefined || value === '') continue
+      mask(value)
+      values[key.envKey] = value
+    }
+    const writes = this.ciWrites(values).filter((w) => w.value !== undefined)
+    const result = await writeSecrets(
+      this.octokit as Octokit,
+      c.owner,
+      c.repo,
+      this.scopeKeys,
+      writes
+    )
+    this.outcome.restoredSecrets = result.written.map(ref)
+    this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }))
+    if (result.written.length > 0) {
+      this.outcome.changed.push(
+        `CI secrets set to the restored .env's values: ${this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
+      )
+    }
+    if (result.failed.length > 0) {
+      this.outcome.mismatch = `CI secrets ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} could not be aligned with the restored .env: set them by hand or re-run`
+    }
+  }
+
+  // ------------------------------------------------------------ 6. verify
+  private async verify(): Promise<void> {
+    const c = this.config
+    let session = this.session as HostSession
+    if (!session.isConnected) {
+      session = await HostSession.connect(c.ssh)
+      this.session = session
+    }
+    try {
+      const health = await requestThroughTunnel(session, c.healthUrl)
+      this.outcome.health =
+        health.status >= 200 && health.status < 300
+          ? { status: 'verified' }
+          : { status: 'failed', reason: `${c.healthUrl} answered HTTP ${health.status}` }
+    } catch (error) {
+      this.outcome.health = { status: 'failed', reason: (error as Error).message }
+    }
+    core.info(
+      `health: ${this.outcome.health.status}${this.outcome.health.reason ? ` (${this.outcome.health.reason})` : ''}`
+    )
+    this.outcome.logins = [
+      await checkLogin(session, 'admin', c.adminCredentials, c.loginUrl, c.adminCheckUrl, mask),
+      await checkLogin(session, 'user', c.userCredentials, c.loginUrl, c.userCheckUrl, mask)
+    ]
+    for (const login of this.outcome.logins) {
+      core.info(
+        `${login.account} login: ${login.status}${login.reason ? ` (${login.reason})` : ''}`
+      )
+    }
+    const state = this.hostState as HostState
+    const composeArgs = [
+      '-f',
+      c.composeFile,
+      ...(c.envFile === '.env' ? [] : ['--env-file', c.envFile])
+    ]
+    this.outcome.logScan = await scanServiceLogs(
+      session,
+      c.deployPath,
+      state.composeCommand.split(' ').map(shellQuote).join(' '),
+      composeArgs,
+      this.outcome.rotatedAt,
+      c.jwtErrorPattern,
+      [...Object.values(this.newValues), ...Object.values(state.oldValues)]
+    )
+    const scan = this.outcome.logScan
+    core.info(
+      `log scan since ${scan.since}: ${scan.status}, ${scan.total} line(s) match, ${scan.expected} expected (old tokens rejected), ${scan.configErrors} configuration error(s)`
+    )
+    for (const sample of scan.samples) core.info(`  ${sample}`)
+  }
+
+  private async releaseIfHeld(): Promise<void> {
+    if (!this.host?.holdsLock) return
+    try {
+      await this.host.release()
+      core.info('Host: lock released (the host sequence was not started)')
+    } catch (error) {
+      core.warning(
+        `could not release the host lock ${this.config.deployPath}/.rotation/lock: ${describeError(error)}; remove it by hand`
+      )
+    }
+  }
+
+  /** The repository variable documenting the rotation date. */
+  async setRotationDate(
+    setVariable: (name: string, value: string) => Promise<void>
+  ): Promise<void> {
+    const name = this.config.rotationDateVariable
+    const o = this.outcome
+    if (name === '' || o.result !== 'success') {
+      o.rotationDateVariable = {
+        name,
+        status: 'skipped',
+        reason:
+          name === ''
+            ? 'rotation-date-variable is empty'
+            : `not set: the rotation did not succeed (${o.result})`
+      }
+      return
+    }
+    if (!this.rotatesSecrets) {
+      o.rotationDateVariable = {
+        name,
+        status: 'skipped',
+        reason: `not set: mode ${this.config.mode} rotates no secret`
+      }
+      return
+    }
+    try {
+      await setVariable(name, o.rotatedAt)
+      o.rotationDateVariable = { name, status: 'set' }
+    } catch (error) {
+      o.rotationDateVariable = { name, status: 'failed', reason: describeError(error) }
+    }
+  }
+}
