@@ -84,6 +84,8 @@ const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/
 // GitHub: alphanumerics and underscores, not starting with a digit or GITHUB_.
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const PATH_SEGMENT_SAFE = /^[^\0\n\r]+$/
+// compose-file and env-file reach compose's command line: keep them to plain path characters.
+const RELATIVE_FILE = /^[A-Za-z0-9._-][A-Za-z0-9._/-]*$/
 // Compose service names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
 const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 const POSTGRES_IDENT = /^[A-Za-z_][A-Za-z0-9_$-]*$/
@@ -228,7 +230,7 @@ function url(read: InputReader, name: string): string {
 
 function relativePath(read: InputReader, name: string): string {
   const value = required(read, name)
-  if (value.startsWith('/') || value.split('/').includes('..') || !PATH_SEGMENT_SAFE.test(value)) {
+  if (!RELATIVE_FILE.test(value) || value.split('/').includes('..')) {
     throw new ConfigError(name, `expected a path inside deploy-path, got "${value}"`)
   }
   return value
