@@ -237,6 +237,48 @@ describe('writeSecrets', () => {
     expect(logged).toMatch(/secondary rate limit .*retrying after 1s/)
   })
 
+  it('retries a rate limit at most twice, then reports it as a rate limit, not a permission', async () => {
+    const fast = createOctokit(FULL, { retryBackoffMs: 10, rateLimitSecondMs: 10 })
+    standIn.inject({
+      method: 'GET',
+      path: /\/actions\/secrets\/public-key$/,
+      status: 403,
+      headers: {
+        'x-ratelimit-remaining': '0',
+        'x-ratelimit-reset': String(Math.floor(Date.now() / 1000))
+      },
+      body: {
+        message: 'API rate limit exceeded for user ID 1.',
+        documentation_url: 'https://docs.github.com/rest'
+      }
+    })
+    const before = standIn.requests.length
+    const error = await preflightError(preflightSecretScopes(fast, OWNER, REPO, [repository]))
+    expect(standIn.requests.slice(before).map((r) => r.status)).toEqual([403, 403, 403])
+    expect(error.problems).toEqual([
+      expect.stringMatching(/^repository: .*rate limit.*retries ran out/)
+    ])
+    expect(error.message).not.toMatch(/permission/)
+    expect(logged).toMatch(/rate limit reached .*giving up after 2 retries/)
+
+    standIn.clearFaults()
+    const keys = await preflightSecretScopes(fast, OWNER, REPO, [repository])
+    standIn.injectSecondaryRateLimit({ method: 'PUT', path: /\/secrets\/HAMMERED$/, times: 3 })
+    const result = await writeSecrets(fast, OWNER, REPO, keys, [
+      { scope: repository, name: 'HAMMERED', value: newSecret() }
+    ])
+    expect(result.written).toEqual([])
+    expect(result.failed).toEqual([
+      {
+        scope: repository,
+        name: 'HAMMERED',
+        error: expect.stringMatching(
+          /^HTTP 403: You have exceeded a secondary rate limit.*retries ran out/
+        )
+      }
+    ])
+  })
+
   it('collects a permanently failing write and still writes the rest', async () => {
     const keys = await preflightSecretScopes(octokit, OWNER, REPO, ALL)
     standIn.inject({ method: 'PUT', path: /\/staging%20eu\/secrets\/JWT_SECRET$/, status: 503 })

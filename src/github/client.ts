@@ -18,6 +18,8 @@ export interface ClientOptions {
   writeSpacingMs?: number
   /** Minimum spacing between requests that notify people (issue creation). Default 3000 ms. */
   notificationSpacingMs?: number
+  /** Milliseconds per second of a rate limit's retry-after / reset wait. Default 1000 (tests shrink it). */
+  rateLimitSecondMs?: number
 }
 
 /** Retries of a request after a primary or a secondary rate limit. */
@@ -42,6 +44,7 @@ export function createOctokit(token: string, options: ClientOptions = {}): Octok
       },
       throttle: {
         id: 'rotate-jwt-secrets',
+        retryAfterBaseValue: options.rateLimitSecondMs ?? 1000,
         // The plugin's shared default spaces writes a full second apart; a few
         // secrets per run are far from GitHub's content-creation limits.
         write: new Bottleneck.Group({ maxConcurrent: 1, minTime: options.writeSpacingMs ?? 100 }),
@@ -110,4 +113,12 @@ export function describeError(error: unknown): string {
         : String(error)
   message = message.replace(/\s+/g, ' ').trim()
   return status === undefined ? message : `HTTP ${status}: ${message}`
+}
+
+/** A 403/429 that is GitHub's primary or secondary rate limit, not a missing permission. */
+export function isRateLimited(error: unknown): boolean {
+  const status = errorStatus(error)
+  if (status !== 403 && status !== 429) return false
+  if (status === 429 || errorHeader(error, 'x-ratelimit-remaining') === '0') return true
+  return /rate limit/i.test(describeError(error))
 }

@@ -1,7 +1,7 @@
 // The rotation report issue.
 
 import * as core from '@actions/core'
-import { describeError, errorStatus, type Octokit } from './client.js'
+import { describeError, errorStatus, isRateLimited, type Octokit } from './client.js'
 
 export interface IssueInput {
   title: string
@@ -48,7 +48,9 @@ export async function openIssue(
     }
   } catch (error) {
     const hint =
-      errorStatus(error) === 403 ? ' (the token lacks the "Issues" permission, read and write)' : ''
+      errorStatus(error) === 403 && !isRateLimited(error)
+        ? ' (the token lacks the "Issues" permission, read and write)'
+        : ''
     throw new Error(
       `opening the report issue in ${owner}/${repo} failed: ${describeError(error)}${hint}; no issue was opened`
     )

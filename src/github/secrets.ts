@@ -3,7 +3,7 @@
 
 import * as core from '@actions/core'
 import { scopeLabel, type SecretScope } from '../config.js'
-import { describeError, errorHeader, errorStatus, type Octokit } from './client.js'
+import { describeError, errorHeader, errorStatus, isRateLimited, type Octokit } from './client.js'
 import { sealSecret } from './seal.js'
 
 export interface ScopeKey {
@@ -108,6 +108,9 @@ export async function preflightSecretScopes(
       } catch (error) {
         const status = errorStatus(error)
         if (status === 401) return badToken(owner, repo)
+        if (isRateLimited(error)) {
+          return `${scopeLabel(scope)}: reading the public key hit GitHub's rate limit and retries ran out (${describeError(error)}); try again later`
+        }
         if (scope.kind === 'repository') {
           if (status === 403) {
             return `repository secrets of ${owner}/${repo}: the token may not read the repository's public key (403): it lacks the "Secrets" repository permission (read and write)${accepted(error)}. ${PAT_HINT}`
@@ -151,7 +154,7 @@ export async function preflightVariables(
     const status = errorStatus(error)
     if (status === 404) return { exists: false }
     if (status === 401) throw new GitHubPreflightError([badToken(owner, repo)])
-    if (status === 403) {
+    if (status === 403 && !isRateLimited(error)) {
       throw new GitHubPreflightError([
         `repository variable ${name} of ${owner}/${repo}: access refused (403): the token lacks the "Variables" repository permission (read and write)${accepted(error)}`
       ])
@@ -165,6 +168,7 @@ export async function preflightVariables(
 function writeError(write: SecretWrite, error: unknown): string {
   const status = errorStatus(error)
   const base = describeError(error)
+  if (isRateLimited(error)) return `${base} (rate limited; retries ran out)`
   if (status === 403) {
     const permission = write.scope.kind === 'repository' ? 'Secrets' : 'Environments'
     return `${base}: the token lacks write access ("${permission}" read and write)${accepted(error)}`

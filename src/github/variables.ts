@@ -1,6 +1,6 @@
 // Repository variables: update, or create when missing.
 
-import { describeError, errorStatus, type Octokit } from './client.js'
+import { describeError, errorStatus, isRateLimited, type Octokit } from './client.js'
 
 /** Sets a repository variable; returns whether it was created or updated. */
 export async function setRepositoryVariable(
@@ -40,7 +40,7 @@ export async function setRepositoryVariable(
     }
   } catch (error) {
     const hint =
-      errorStatus(error) === 403
+      errorStatus(error) === 403 && !isRateLimited(error)
         ? ' (the token lacks the "Variables" repository permission, read and write)'
         : ''
     throw new Error(
