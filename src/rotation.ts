@@ -599,7 +599,7 @@ export class Rotation {
 
   /** The repository variable documenting the rotation date. */
   async setRotationDate(
-    setVariable: (name: string, value: string) => Promise<void>
+    setVariable: (name: string, value: string) => Promise<unknown>
   ): Promise<void> {
     const name = this.config.rotationDateVariable
     const o = this.outcome
