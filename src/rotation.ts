@@ -15,7 +15,6 @@ import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host
 import type { JournalEvent } from './host/journal.js'
 import { backupStamp, shellQuote, stepsFor, type HostMode } from './host/plan.js'
 import {
-  HostPreflightError,
   HostRotation,
   type FollowResult,
   type HostState,
@@ -134,11 +133,9 @@ export class Rotation {
   private fail(phase: string, error: unknown): void {
     const message = error instanceof Error ? error.message : String(error)
     this.outcome.result = 'failed'
-    if (
-      error instanceof HostPreflightError ||
-      (error instanceof Error && error.name === 'GitHubPreflightError')
-    ) {
-      const problems = (error as unknown as { problems: string[] }).problems
+    if (phase.startsWith('1.')) {
+      // Anything that stops preflight is a refusal: nothing was changed.
+      const problems = (error as { problems?: string[] }).problems ?? [message]
       this.outcome.refused = problems
       this.outcome.failure = `preflight refused: ${problems.join('; ')}`
     } else {
@@ -610,7 +607,7 @@ export class Rotation {
         reason:
           name === ''
             ? 'rotation-date-variable is empty'
-            : `not set: the rotation did not succeed (${o.result})`
+            : `the rotation did not succeed (${o.result})`
       }
       return
     }
@@ -618,7 +615,7 @@ export class Rotation {
       o.rotationDateVariable = {
         name,
         status: 'skipped',
-        reason: `not set: mode ${this.config.mode} rotates no secret`
+        reason: `mode ${this.config.mode} rotates no secret`
       }
       return
     }

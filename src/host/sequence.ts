@@ -267,7 +267,7 @@ export class HostRotation {
       try {
         if (!this.session.isConnected) this.session = await reconnect()
         const result = await this.session.exec('sh -s follow', {
-          stdin: renderAssignments({ ...this.base(), FROM_LINE: events.length }) + hostScript(),
+          stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
           signal,
           onStdout: (chunk) => {
             for (const event of reader.push(chunk)) {
