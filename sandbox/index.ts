@@ -69,9 +69,19 @@ export interface Sandbox {
     method: string,
     path: string,
     opts?: { body?: unknown; token?: string; cookie?: string }
-  ): Promise<{ status: number; body: any; setCookie?: string[] }> // eslint-disable-line @typescript-eslint/no-explicit-any
+  ): Promise<HttpResponse>
   reset(): Promise<void>
   stop(): Promise<void>
+}
+
+/** A JSON body parsed from the app or the engine (text when not JSON). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Json = any
+
+export interface HttpResponse {
+  status: number
+  body: Json
+  setCookie?: string[]
 }
 
 export interface ExecResult {
@@ -319,14 +329,7 @@ function killTree(pid: number | undefined, timeoutMs: number) {
   }
 }
 
-function dockerApi(
-  socketPath: string,
-  method: string,
-  apiPath: string
-): Promise<{
-  status: number
-  body: any
-}> /* eslint-disable-line @typescript-eslint/no-explicit-any */ {
+function dockerApi(socketPath: string, method: string, apiPath: string): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath, method, path: apiPath, agent: false }, (res) => {
       const chunks: Buffer[] = []
@@ -1104,11 +1107,7 @@ function httpRequest(
   method: string,
   urlPath: string,
   opts: { body?: unknown; token?: string; cookie?: string } = {}
-): Promise<{
-  status: number
-  body: any
-  setCookie?: string[]
-}> /* eslint-disable-line @typescript-eslint/no-explicit-any */ {
+): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body))
     const headers: Record<string, string> = { Connection: 'close' }
