@@ -140,6 +140,8 @@ interface State {
   sshdPid?: number
   createdSystemDirs: string[]
   createdWorkDir: boolean
+  /** Tears the sandbox down if the process that started it dies without stop(). */
+  watchdogPid?: number
   deployPath: string
   previousSecrets: boolean
   sshPort: number
@@ -612,9 +614,14 @@ async function buildRootfsTar(dir: string, tarPath: string) {
 
 // ---------------------------------------------------------------- teardown
 
-function pidsUsing(workDir: string): number[] {
+function ancestorsOfSelf(): Set<number> {
   const mine = new Set<number>()
   for (let p: number | undefined = process.pid; p && p > 1; p = statOf(p)?.ppid) mine.add(p)
+  return mine
+}
+
+function pidsUsing(workDir: string): number[] {
+  const mine = ancestorsOfSelf()
   const out: number[] = []
   for (const pid of allPids()) {
     if (mine.has(pid)) continue
@@ -651,6 +658,9 @@ function otherProcessNamed(names: string[], exclude: number[]): boolean {
 function teardownSync(state: State, log: (line: string) => void = () => {}) {
   const t0 = Date.now()
   const env = { ...process.env, DOCKER_HOST: state.dockerHost }
+  // Unless the watchdog is the one tearing down (through cli.ts down).
+  if (state.watchdogPid && !ancestorsOfSelf().has(state.watchdogPid))
+    killTree(state.watchdogPid, 1000)
   if (state.ownDocker) {
     if (alive(state.dockerdPid)) {
       const ids = spawnSync(DOCKER_CLI, ['ps', '-aq'], { env, encoding: 'utf8', timeout: 15000 })
@@ -863,6 +873,35 @@ async function startSshd(state: State, log: (line: string) => void) {
   }
 }
 
+function startWatchdog(workDir: string): number | undefined {
+  const tsx = path.join(
+    path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')),
+    'dist',
+    'cli.mjs'
+  )
+  const script =
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3" "$4" down --work-dir "$5"'
+  const logFd = fs.openSync(path.join(workDir, 'watchdog.log'), 'a')
+  const child = spawn(
+    'sh',
+    [
+      '-c',
+      script,
+      'sandbox-watchdog',
+      String(process.pid),
+      process.execPath,
+      tsx,
+      path.join(HERE, 'cli.ts'),
+      workDir
+    ],
+    { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' }
+  )
+  fs.closeSync(logFd)
+  child.on('error', () => {})
+  child.unref()
+  return child.pid
+}
+
 export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
   const t0 = Date.now()
   const log = opts.log ?? (() => {})
@@ -923,6 +962,10 @@ export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
     }
+    // Under jest, `process` is a copy whose 'exit' and signal events never fire:
+    // a detached watchdog tears the sandbox down once this process is gone.
+    state.watchdogPid = startWatchdog(workDir)
+    writeState(state)
   }
 
   try {
