@@ -16,21 +16,20 @@ const common = {
 /** @type {import('jest').Config} */
 export default {
   verbose: true,
+  // One sandbox (dockerd, sshd, compose project) at a time on a 2-core machine.
+  maxWorkers: 1,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
     {
       ...common,
       displayName: 'integration',
-      testMatch: ['<rootDir>/__tests__/integration/**/*.test.ts'],
-      testTimeout: 60000
+      testMatch: ['<rootDir>/__tests__/integration/**/*.test.ts']
     },
     {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts'],
-      // One sandbox (dockerd, sshd, compose project) at a time on a 2-core machine.
-      maxWorkers: 1,
-      testTimeout: 300000
+      setupFilesAfterEnv: ['<rootDir>/__tests__/e2e/setup.ts']
     }
   ]
 }

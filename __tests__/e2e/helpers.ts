@@ -1,0 +1,116 @@
+// Shared by the end-to-end suites: one sandbox and one GitHub stand-in per
+// suite, and assertions about what a rotation left behind.
+import { expect } from '@jest/globals'
+import { readFileSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { envValue, parseEnv } from '../../src/host/dotenv.js'
+import type { StandIn } from '../../sandbox/github-api/server.js'
+import { startSandbox, type Credentials, type Sandbox } from '../../sandbox/index.js'
+import {
+  ENVIRONMENTS,
+  runAction,
+  sandboxInputs,
+  startSandboxGitHub,
+  type ActionRun,
+  type RunOptions
+} from '../../sandbox/run-action.js'
+
+export const KEYS = ['JWT_SECRET', 'JWT_REFRESH_SECRET']
+export const SCOPES = ['repository', ...ENVIRONMENTS.map((e) => `environment:${e}`)]
+
+export interface Bed {
+  sandbox: Sandbox
+  github: StandIn
+  /** Runs the bundled action against the sandbox with these input overrides. */
+  rotate(overrides?: Record<string, string>, options?: Partial<RunOptions>): Promise<ActionRun>
+}
+
+export async function startBed(options: { previousSecrets?: boolean } = {}): Promise<Bed> {
+  const started = Date.now()
+  const sandbox = await startSandbox({ previousSecrets: options.previousSecrets })
+  const github = await startSandboxGitHub()
+  process.stdout.write(`sandbox up in ${Date.now() - started} ms\n`)
+  return {
+    sandbox,
+    github,
+    // Through the fault-injecting wrapper (a pass-through when no fault is set).
+    rotate: (overrides = {}, runOptions = {}) =>
+      runAction(
+        sandboxInputs(sandbox, { 'compose-command': sandbox.composeWrapper, ...overrides }),
+        {
+          githubUrl: github.url,
+          ...runOptions
+        }
+      )
+  }
+}
+
+export async function stopBed(bed: Bed | undefined): Promise<void> {
+  await bed?.github.stop()
+  await bed?.sandbox.stop()
+}
+
+/** Seeds every CI secret with the host's current values, as a team would have them. */
+export async function seedCiSecrets(bed: Bed): Promise<Record<string, string>> {
+  const env = (await bed.sandbox.readEnvFile()).toString('utf8')
+  const values: Record<string, string> = {}
+  for (const key of KEYS) values[key] = envValue(env, key) as string
+  for (const scope of SCOPES) {
+    for (const key of KEYS) bed.github.secrets(scope).set(key, values[key])
+  }
+  return values
+}
+
+export function ciSecret(bed: Bed, scope: string, name: string): string | undefined {
+  return bed.github.secrets(scope).get(name)
+}
+
+export async function login(
+  sandbox: Sandbox,
+  who: Credentials
+): Promise<{ access: string; cookie: string }> {
+  const response = await sandbox.http('POST', '/api/auth/login', { body: who })
+  expect(response.status).toBe(200)
+  const cookie = (response.setCookie ?? []).find((c) => c.startsWith('refreshToken='))
+  expect(cookie).toBeDefined()
+  return { access: response.body.accessToken as string, cookie: (cookie as string).split(';')[0] }
+}
+
+/** Every line but the given keys' values is byte-identical. */
+export function expectOnlyKeysChanged(before: string, after: string, keys: string[]): void {
+  const a = before.split('\n')
+  const b = after.split('\n')
+  expect(b.length).toBe(a.length)
+  const lines = new Set(
+    parseEnv(before)
+      .filter((e) => keys.includes(e.key))
+      .map((e) => e.line - 1)
+  )
+  for (let i = 0; i < a.length; i++) {
+    if (lines.has(i)) expect(b[i]).not.toBe(a[i])
+    else expect(b[i]).toBe(a[i])
+  }
+}
+
+export function fileMode(file: string): number {
+  return statSync(file).mode & 0o777
+}
+
+export function journalOf(sandbox: Sandbox): string {
+  return readFileSync(path.join(sandbox.deployPath, '.rotation', 'journal'), 'utf8')
+}
+
+export function lastIssue(bed: Bed): { title: string; body: string; labels: string[] } {
+  const issue = bed.github.issues.at(-1)
+  expect(issue).toBeDefined()
+  return issue as { title: string; body: string; labels: string[] }
+}
+
+/** Explains a failed expectation about a run with its log. */
+export function expectResult(run: ActionRun, result: string): void {
+  if (run.outputs.result !== result) {
+    throw new Error(
+      `expected result ${result}, got ${run.outputs.result} (exit ${run.code})\n--- stdout\n${run.stdout.slice(-6000)}\n--- stderr\n${run.stderr.slice(-2000)}`
+    )
+  }
+}
