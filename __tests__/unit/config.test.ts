@@ -50,7 +50,10 @@ describe('readConfig', () => {
     expect(config.secretBytes).toBe(64)
     expect(config.ssh.port).toBe(22)
     expect(config.ssh.timeoutSeconds).toBe(30)
-    expect(config.ssh.hostKey).toEqual({ kind: 'fingerprint', fingerprint: 'SHA256:' + 'A'.repeat(43) })
+    expect(config.ssh.hostKey).toEqual({
+      kind: 'fingerprint',
+      fingerprint: 'SHA256:' + 'A'.repeat(43)
+    })
     expect(config.composeFile).toBe('docker-compose.prod.yml')
     expect(config.envFile).toBe('.env')
     expect(config.composeCommand).toBeNull()

@@ -1,0 +1,146 @@
+// What the humans see: no secret anywhere, a report even when GitHub fails,
+// and CI secrets put back when the CI phase fails part-way.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
+import { readFileSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { envValue } from '../../src/host/dotenv.js'
+import {
+  KEYS,
+  SCOPES,
+  ciSecret,
+  expectResult,
+  journalOf,
+  lastIssue,
+  seedCiSecrets,
+  startBed,
+  stopBed,
+  type Bed
+} from './helpers.js'
+
+let bed: Bed
+
+beforeAll(async () => {
+  bed = await startBed()
+})
+afterAll(async () => {
+  await stopBed(bed)
+})
+beforeEach(async () => {
+  await bed.sandbox.reset()
+  bed.github.clearFaults()
+})
+
+/** Every process's argv on this machine, sampled until stopped. */
+function sampleArgv(): { stop: () => Set<string> } {
+  const seen = new Set<string>()
+  let running = true
+  const tick = (): void => {
+    if (!running) return
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue
+      try {
+        seen.add(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '))
+      } catch {
+        // the process ended
+      }
+    }
+    setTimeout(tick, 5)
+  }
+  tick()
+  return {
+    stop: () => {
+      running = false
+      return seen
+    }
+  }
+}
+
+/** Where a value, or any 20-character piece of it, appears. */
+function leaks(values: string[], places: Record<string, string>): string[] {
+  const found: string[] = []
+  for (const value of values) {
+    for (let i = 0; i + 20 <= value.length; i++) {
+      const piece = value.slice(i, i + 20)
+      for (const [where, text] of Object.entries(places)) {
+        if (text.includes(piece)) found.push(`${where} holds a piece of a secret at offset ${i}`)
+      }
+    }
+  }
+  return [...new Set(found)]
+}
+
+describe('secrets never leak', () => {
+  it('no old or new value in stdout, outputs, summary, issue, journal, host log or any argv', async () => {
+    const { sandbox, github } = bed
+    await seedCiSecrets(bed)
+    const envBefore = (await sandbox.readEnvFile()).toString('utf8')
+    const sampler = sampleArgv()
+    const run = await bed.rotate()
+    const argv = sampler.stop()
+    expectResult(run, 'success')
+    const envAfter = (await sandbox.readEnvFile()).toString('utf8')
+    const values = KEYS.flatMap((k) => [
+      envValue(envBefore, k) as string,
+      envValue(envAfter, k) as string
+    ])
+    expect(new Set(values).size).toBe(4)
+    expect(argv.size).toBeGreaterThan(50)
+
+    const rotationDir = path.join(sandbox.deployPath, '.rotation')
+    const places: Record<string, string> = {
+      // `::add-mask::VALUE` is the runner's masking protocol: the runner consumes
+      // those lines and never shows them, so they are the one expected place.
+      stdout: run.stdout
+        .split('\n')
+        .filter((l) => !l.startsWith('::add-mask::'))
+        .join('\n'),
+      stderr: run.stderr,
+      outputs: JSON.stringify(run.outputs),
+      summary: run.summary,
+      issues: JSON.stringify(github.issues),
+      variables: JSON.stringify([...github.variables]),
+      journal: journalOf(sandbox),
+      'host.log': readFileSync(path.join(rotationDir, 'host.log'), 'utf8'),
+      params: readFileSync(path.join(rotationDir, 'params'), 'utf8'),
+      argv: [...argv].join('\n')
+    }
+    expect(leaks(values, places)).toEqual([])
+    // The masking itself did happen, for each value.
+    for (const value of values) expect(run.stdout).toContain(`::add-mask::${value}`)
+  })
+})
+
+describe('reporting when GitHub fails', () => {
+  it('the issue API fails: the result still reaches the log, summary and outputs', async () => {
+    bed.github.inject({ method: 'POST', path: /\/issues$/, status: 500 })
+    const issuesBefore = bed.github.issues.length
+    const run = await bed.rotate({ 'admin-credentials': '', 'user-credentials': '' })
+    expectResult(run, 'success')
+    expect(bed.github.issues.length).toBe(issuesBefore)
+    expect(run.stdout).toMatch(/could not open the report issue/)
+    expect(run.summary).toContain('success')
+    expect(run.summary).toContain('## Post-rotation checklist')
+    expect(run.summary).toContain('- [ ] Verify admin can login')
+    expect(run.outputs['issue-url']).toBe('')
+  })
+
+  it('a CI write fails for good: written secrets go back, the host is never touched', async () => {
+    const old = await seedCiSecrets(bed)
+    const envBefore = await bed.sandbox.readEnvFile()
+    bed.github.inject({
+      method: 'PUT',
+      path: /environments\/staging\/secrets\/JWT_REFRESH_SECRET$/,
+      status: 403
+    })
+    const run = await bed.rotate()
+    expectResult(run, 'failed')
+    expect((await bed.sandbox.readEnvFile()).equals(envBefore)).toBe(true)
+    for (const scope of SCOPES)
+      for (const key of KEYS) expect(ciSecret(bed, scope, key)).toBe(old[key])
+    expect(run.stdout).toMatch(/environment:staging\/JWT_REFRESH_SECRET/)
+    expect(run.stdout).toMatch(/lock released/)
+    const issue = lastIssue(bed)
+    expect(issue.title).toMatch(/: failed$/)
+    expect(issue.body).toMatch(/old values/)
+  })
+})
