@@ -1,2 +1,498 @@
 #!/bin/sh
-# placeholder
+# Host side of the JWT secret rotation (rotate-jwt-secrets action).
+#
+#   rotate-host.sh preflight   checks the deploy dir and takes the lock
+#   rotate-host.sh release     releases the lock this run took (before launch)
+#   rotate-host.sh launch      starts "run" detached from the SSH session
+#   rotate-host.sh follow      prints the journal as it grows, until the run ends
+#   rotate-host.sh run         the sequence itself: backup, down, swap, ... with rollback
+#
+# Parameters come as shell assignments, either prepended to this script on
+# stdin (preflight, release, launch, follow) or in the 0600 file
+# .rotation/params (run). No secret value is ever a parameter: the new .env
+# is staged by the action over SFTP as .rotation/env.new (0600) and only
+# renamed here. Nothing this script prints or journals contains a value
+# from .env.
+#
+# Journal: .rotation/journal, one event per line, tab separated:
+#   <epoch_ms> <event> <step> <status> <detail>
+
+set -u
+set -f # COMPOSE_CMD is split on spaces; no globbing anywhere
+umask 077
+
+ROT=.rotation
+JOURNAL=$ROT/journal
+
+now_ms() {
+  ms=$(date +%s%3N 2>/dev/null)
+  case $ms in
+    '' | *[!0-9]*) ms=$(($(date +%s) * 1000)) ;;
+  esac
+  printf '%s' "$ms"
+}
+
+journal() { # event step status detail
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(now_ms)" "$1" "${2:--}" "${3:--}" "${4:-}" >>"$JOURNAL"
+}
+
+say() { printf '%s=%s\n' "$1" "$2"; }
+
+# Every compose call is bounded by the step timeout when `timeout` exists.
+# COMPOSE_CMD and ENV_FILE_OPT are split on spaces on purpose (set -f above).
+# shellcheck disable=SC2086
+compose() {
+  if command -v timeout >/dev/null 2>&1; then
+    timeout -k 10 "$STEP_TIMEOUT" $COMPOSE_CMD -f "$COMPOSE_FILE" $ENV_FILE_OPT "$@"
+  else
+    $COMPOSE_CMD -f "$COMPOSE_FILE" $ENV_FILE_OPT "$@"
+  fi
+}
+
+# The run's pid, and the boot it started in: after a reboot the pid may
+# belong to another process.
+holder_alive() { # pid
+  [ -n "$1" ] || return 1
+  if [ -r /proc/sys/kernel/random/boot_id ] && [ -f "$ROT/lock/boot" ] &&
+    [ "$(cat /proc/sys/kernel/random/boot_id)" != "$(cat "$ROT/lock/boot" 2>/dev/null)" ]; then
+    return 1
+  fi
+  kill -0 "$1" 2>/dev/null
+}
+
+list_backups() { # newest first
+  set +f
+  for f in "$ENV_FILE".backup.*; do
+    case ${f##*.backup.} in
+      [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) [ -f "$f" ] && printf '%s\n' "$f" ;;
+    esac
+  done | sort -r
+  set -f
+}
+
+journal_terminal() {
+  [ -f "$JOURNAL" ] && grep -q "$(printf '\tresult\t')" "$JOURNAL"
+}
+
+file_age_seconds() {
+  m=$(stat -c %Y "$1" 2>/dev/null || echo '')
+  [ -n "$m" ] && echo $(($(date +%s) - m)) || echo unknown
+}
+
+# ---------------------------------------------------------------- preflight
+preflight() {
+  problems=0
+  if [ ! -d "$DEPLOY_DIR" ]; then
+    say deploy missing
+    exit 0
+  fi
+  say deploy ok
+  cd "$DEPLOY_DIR" || {
+    say deploy unreadable
+    exit 0
+  }
+  if [ -f "$COMPOSE_FILE" ] && [ -r "$COMPOSE_FILE" ]; then say compose_file ok; else
+    say compose_file missing
+    problems=1
+  fi
+  if [ ! -e "$ENV_FILE" ]; then
+    say env_file missing
+    problems=1
+  elif [ ! -r "$ENV_FILE" ] || [ ! -w "$ENV_FILE" ]; then
+    say env_file not-read-writable
+    problems=1
+  else
+    say env_file ok
+    say env_stat "$(stat -c '%a %u:%g' "$ENV_FILE" 2>/dev/null)"
+  fi
+  if [ -w . ]; then say deploy_writable yes; else
+    say deploy_writable no
+    problems=1
+  fi
+
+  resolved=''
+  if [ "$COMPOSE_CMD" = auto ]; then
+    for candidate in 'docker compose' 'docker-compose'; do
+      if $candidate version >/dev/null 2>&1; then
+        resolved=$candidate
+        break
+      fi
+    done
+  elif $COMPOSE_CMD version >/dev/null 2>&1; then
+    resolved=$COMPOSE_CMD
+  fi
+  if [ -n "$resolved" ]; then
+    say compose_cmd "$resolved"
+    say compose_version "$($resolved version 2>/dev/null | head -n 1)"
+    COMPOSE_CMD=$resolved
+    if [ "$problems" = 0 ]; then
+      if services=$(compose config --services 2>"$TMPDIR_PF/config.err"); then
+        say services "$(printf '%s' "$services" | tr '\n' ' ')"
+      else
+        say compose_config_error "$(head -c 300 "$TMPDIR_PF/config.err" | tr '\n\t' '  ')"
+        problems=1
+      fi
+    fi
+  else
+    say compose_cmd none
+    problems=1
+  fi
+
+  if command -v curl >/dev/null 2>&1; then say http_client curl
+  elif command -v wget >/dev/null 2>&1; then say http_client wget
+  else
+    say http_client none
+    problems=1
+  fi
+  if command -v setsid >/dev/null 2>&1; then say detach setsid; fi
+  if [ "$(id -u)" = 0 ] && command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    say detach systemd-run
+  fi
+  if ! command -v setsid >/dev/null 2>&1 && ! command -v nohup >/dev/null 2>&1; then
+    say detach none
+    problems=1
+  fi
+
+  if ! { mkdir -p "$ROT" && chmod 700 "$ROT"; }; then
+    say rotation_dir unwritable
+    exit 0
+  fi
+  if [ "$(stat -c %d . 2>/dev/null)" = "$(stat -c %d "$ROT" 2>/dev/null)" ]; then say same_fs yes; else
+    say same_fs no
+    problems=1
+  fi
+
+  # Journal of an earlier run: finished, still running, or interrupted?
+  pid=''
+  [ -f "$ROT/lock/pid" ] && pid=$(cat "$ROT/lock/pid" 2>/dev/null)
+  if [ ! -f "$JOURNAL" ]; then
+    say journal none
+  elif journal_terminal; then
+    say journal terminal
+  elif holder_alive "$pid"; then
+    say journal running
+  else
+    say journal interrupted
+    say journal_age "$(file_age_seconds "$JOURNAL")"
+    say journal_last_step "$(tail -n 1 "$JOURNAL" | cut -f 2,3 | tr '\t' ' ')"
+  fi
+
+  if [ -d "$ROT/lock" ]; then
+    say lock_holder "$(tr '\n\t' '  ' <"$ROT/lock/holder" 2>/dev/null)"
+    say lock_age "$(file_age_seconds "$ROT/lock")"
+    if holder_alive "$pid"; then say lock_holder_alive yes
+    elif [ -n "$pid" ]; then say lock_holder_alive no
+    else say lock_holder_alive unknown; fi
+  fi
+
+  if [ "$problems" != 0 ]; then
+    say lock not-taken
+    exit 0
+  fi
+  interrupted=0
+  [ -f "$JOURNAL" ] && ! journal_terminal && ! holder_alive "$pid" && interrupted=1
+  if [ "${RECOVER:-0}" = 1 ]; then
+    if [ "$interrupted" != 1 ]; then
+      say recover nothing-to-recover
+      say lock not-taken
+      exit 0
+    fi
+    # Recovery takes over the lock of an interrupted run, and only that.
+    if [ -d "$ROT/lock" ]; then
+      mv "$ROT/lock" "$ROT/lock.interrupted.$(date -u +%Y%m%dT%H%M%SZ)" || {
+        say lock busy
+        exit 0
+      }
+    fi
+  elif [ "$interrupted" = 1 ]; then
+    say lock not-taken
+    exit 0
+  fi
+  if mkdir "$ROT/lock" 2>/dev/null; then
+    printf 'run=%s\nstarted=%s\nby=%s\n' "$RUN_ID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUN_BY" >"$ROT/lock/holder"
+    say lock taken
+  else
+    say lock busy
+  fi
+}
+
+# Releases the lock only when this run holds it and has not launched.
+release() {
+  cd "$DEPLOY_DIR" || exit 1
+  if [ -f "$ROT/lock/holder" ] && grep -qx "run=$RUN_ID" "$ROT/lock/holder" && [ ! -f "$ROT/lock/pid" ]; then
+    rm -f "$ROT/env.new"
+    rm -rf "$ROT/lock"
+    say lock released
+  else
+    say lock not-ours
+  fi
+}
+
+launch() {
+  cd "$DEPLOY_DIR" || exit 1
+  grep -qx "run=$RUN_ID" "$ROT/lock/holder" 2>/dev/null || {
+    say launched no-lock
+    exit 1
+  }
+  [ -f "$JOURNAL" ] && mv -f "$JOURNAL" "$ROT/journal.prev"
+  : >"$JOURNAL"
+  if [ "$DETACH" = systemd-run ]; then
+    systemd-run --unit="jwt-rotation-$RUN_ID" --collect --quiet \
+      --property=WorkingDirectory="$DEPLOY_DIR" \
+      --setenv=DOCKER_HOST="${DOCKER_HOST:-}" --setenv=PATH="$PATH" \
+      /bin/sh "$DEPLOY_DIR/$ROT/rotate-host.sh" run "$DEPLOY_DIR/$ROT/params" || {
+      say launched failed
+      exit 1
+    }
+  else
+    # A new session: no SIGHUP when the SSH connection drops, no terminal.
+    setsid /bin/sh "$ROT/rotate-host.sh" run "$ROT/params" </dev/null >>"$ROT/host.log" 2>&1 &
+  fi
+  say launched "$DETACH"
+}
+
+# Prints journal lines as they are appended, until the run has ended.
+follow() {
+  cd "$DEPLOY_DIR" || exit 1
+  seen=${FROM_LINE:-0}
+  waited=0
+  while :; do
+    total=$(wc -l <"$JOURNAL" 2>/dev/null || echo 0)
+    if [ "$total" -gt "$seen" ]; then
+      tail -n "+$((seen + 1))" "$JOURNAL" | head -n "$((total - seen))"
+      seen=$total
+    fi
+    journal_terminal && [ "$(wc -l <"$JOURNAL")" -le "$seen" ] && exit 0
+    pid=$(cat "$ROT/lock/pid" 2>/dev/null || true)
+    if [ -n "$pid" ]; then
+      if ! holder_alive "$pid" && ! journal_terminal; then
+        sleep 0.2
+        journal_terminal || {
+          echo "follow: the host sequence (pid $pid) ended without a result" >&2
+          exit 3
+        }
+      fi
+    else
+      waited=$((waited + 1))
+      # No pid after 30 s: the sequence never started.
+      [ "$waited" -gt 150 ] && ! journal_terminal && {
+        echo "follow: the host sequence did not start" >&2
+        exit 4
+      }
+    fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------- the run
+restore_backup() { # backup path; keeps the original mode and owner
+  cp "$1" "$ROT/env.restore" &&
+    chmod "$ENV_MODE" "$ROT/env.restore" &&
+    { chown "$ENV_OWNER" "$ROT/env.restore" 2>/dev/null || true; } &&
+    mv -f "$ROT/env.restore" "$ENV_FILE"
+}
+
+health_loop() { # step name
+  deadline=$(($(now_ms) + HEALTH_TIMEOUT * 1000))
+  try=0
+  while :; do
+    try=$((try + 1))
+    if [ "$HTTP_CLIENT" = curl ]; then
+      code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$HEALTH_URL" 2>/dev/null)
+    elif wget -q -O /dev/null -T 5 "$HEALTH_URL" 2>/dev/null; then
+      code=200
+    else
+      code=000
+    fi
+    case $code in
+      2??)
+        journal info "$1" - "try $try: HTTP $code"
+        return 0
+        ;;
+    esac
+    [ $((try % 10)) = 1 ] && journal info "$1" - "try $try: HTTP $code"
+    [ "$(now_ms)" -ge "$deadline" ] && {
+      journal info "$1" - "gave up after $try tries, last HTTP $code"
+      return 1
+    }
+    sleep 0.25
+  done
+}
+
+wait_postgres() {
+  deadline=$(($(now_ms) + HEALTH_TIMEOUT * 1000))
+  while :; do
+    compose exec -T "$POSTGRES_SERVICE" pg_isready -q -U "$POSTGRES_USER" -d "$POSTGRES_DB" && return 0
+    [ "$(now_ms)" -ge "$deadline" ] && return 1
+    sleep 0.25
+  done
+}
+
+revoke() {
+  out=$(compose exec -T "$POSTGRES_SERVICE" \
+    psql -X -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f - <"$ROT/revoke.sql" 2>&1)
+  status=$?
+  printf '%s\n' "$out" >>"$ROT/host.log"
+  rows=$(printf '%s\n' "$out" | sed -n -e 's/^DELETE \([0-9][0-9]*\)$/\1/p' -e 's/^UPDATE \([0-9][0-9]*\)$/\1/p' | tail -n 1)
+  STEP_DETAIL="rows=${rows:-unknown}"
+  [ "$status" = 0 ]
+}
+
+do_step() {
+  STEP_DETAIL=''
+  case $1 in
+    backup)
+      [ "$(sha256sum <"$ENV_FILE" | cut -d ' ' -f 1)" = "$ENV_SHA256" ] || {
+        STEP_DETAIL="$ENV_FILE changed since preflight"
+        return 1
+      }
+      cp "$ENV_FILE" "$ROT/backup.tmp" && chmod 600 "$ROT/backup.tmp" &&
+        cp "$ROT/backup.tmp" "$ROT/backup2.tmp" &&
+        mv -f "$ROT/backup.tmp" "$BACKUP_PATH" &&
+        mv -f "$ROT/backup2.tmp" "$ENV_FILE.backup" &&
+        cmp -s "$ENV_FILE" "$BACKUP_PATH" || return 1
+      BACKED_UP=1
+      # Keep the newest BACKUP_RETENTION timestamped backups.
+      list_backups | tail -n "+$((BACKUP_RETENTION + 1))" | while read -r old; do rm -f -- "$old"; done
+      STEP_DETAIL="path=$DEPLOY_DIR/$BACKUP_PATH"
+      ;;
+    recover-restore)
+      newest=$(list_backups | head -n 1)
+      [ -n "$newest" ] || {
+        STEP_DETAIL='no backup found'
+        return 1
+      }
+      BACKED_UP=1
+      BACKUP_PATH=$newest
+      cmp -s "$newest" "$ENV_FILE" || restore_backup "$newest" || return 1
+      STEP_DETAIL="path=$DEPLOY_DIR/$newest"
+      ;;
+    down) compose down ;;
+    swap)
+      [ -s "$ROT/env.new" ] || {
+        STEP_DETAIL='staged env missing'
+        return 1
+      }
+      chmod "$ENV_MODE" "$ROT/env.new" && { chown "$ENV_OWNER" "$ROT/env.new" 2>/dev/null || true; } &&
+        mv -f "$ROT/env.new" "$ENV_FILE" || return 1
+      SWAPPED=1
+      ;;
+    up-postgres) compose up -d "$POSTGRES_SERVICE" ;;
+    wait-postgres) wait_postgres ;;
+    revoke) revoke ;;
+    up) compose up -d ;;
+    health) health_loop health ;;
+    *)
+      STEP_DETAIL="unknown step $1"
+      return 1
+      ;;
+  esac
+}
+
+step() { # name
+  [ "$TERMINATED" = 1 ] && return 1
+  journal step-start "$1"
+  if do_step "$1" >>"$ROT/host.log" 2>&1; then
+    journal step-end "$1" ok "$STEP_DETAIL"
+    return 0
+  fi
+  status=$?
+  journal step-end "$1" fail "exit=$status${STEP_DETAIL:+ $STEP_DETAIL}"
+  return 1
+}
+
+rollback() { # failed step
+  journal rollback-start - - "$1"
+  ok=1
+  if [ "$SWAPPED" = 1 ] || [ -f "$ROT/env.new" ] || ! cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
+    journal step-start rollback-restore
+    rm -f "$ROT/env.new"
+    if restore_backup "$BACKUP_PATH" >>"$ROT/host.log" 2>&1 && cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
+      journal step-end rollback-restore ok "path=$DEPLOY_DIR/$BACKUP_PATH"
+    else
+      journal step-end rollback-restore fail
+      ok=0
+    fi
+  fi
+  TERMINATED=0
+  for s in up health; do
+    journal step-start "rollback-$s"
+    STEP_DETAIL=''
+    if [ "$s" = up ]; then compose up -d >>"$ROT/host.log" 2>&1; else health_loop rollback-health; fi
+    status=$?
+    if [ "$status" = 0 ]; then journal step-end "rollback-$s" ok; else
+      journal step-end "rollback-$s" fail "exit=$status"
+      ok=0
+      break
+    fi
+  done
+  [ "$ok" = 1 ]
+}
+
+finish() { # result detail
+  rm -f "$ROT/env.new" "$ROT/env.restore" "$ROT/backup.tmp" "$ROT/backup2.tmp"
+  journal result - "$1" "${2:-}"
+  rm -rf "$ROT/lock"
+  exit 0
+}
+
+run() {
+  # shellcheck disable=SC1090
+  . "$PARAMS_FILE"
+  cd "$DEPLOY_DIR" || exit 1
+  cat /proc/sys/kernel/random/boot_id >"$ROT/lock/boot" 2>/dev/null
+  echo $$ >"$ROT/lock/pid"
+  TERMINATED=0
+  SWAPPED=0
+  BACKED_UP=0
+  trap '' HUP INT
+  trap 'TERMINATED=1; journal info - - "SIGTERM received: rolling back"' TERM
+  journal run-start - "$MODE" "pid=$$ run=$RUN_ID"
+  failed=''
+  for s in $STEPS; do
+    step "$s" || {
+      failed=$s
+      break
+    }
+  done
+  if [ -z "$failed" ]; then
+    case $MODE in
+      recover) finish recovered ;;
+      *) finish success ;;
+    esac
+  fi
+  if [ "$BACKED_UP" != 1 ]; then
+    # Nothing was changed: the failure came before or at the backup.
+    finish aborted "failed at $failed before any change"
+  fi
+  if rollback "$failed"; then
+    case $MODE in
+      recover) finish recover-failed "failed at $failed; services restarted on the restored .env" ;;
+      *) finish rolled-back "failed at $failed" ;;
+    esac
+  fi
+  case $MODE in
+    recover) finish recover-failed "failed at $failed; rollback failed too" ;;
+    *) finish rollback-failed "failed at $failed" ;;
+  esac
+}
+
+command=${1:-}
+case $command in
+  preflight)
+    TMPDIR_PF=$(mktemp -d)
+    preflight
+    rm -rf "$TMPDIR_PF"
+    ;;
+  release) release ;;
+  launch) launch ;;
+  follow) follow ;;
+  run)
+    PARAMS_FILE=${2:?params file}
+    run
+    ;;
+  *)
+    echo "usage: rotate-host.sh preflight|release|launch|follow|run PARAMS" >&2
+    exit 2
+    ;;
+esac

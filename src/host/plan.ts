@@ -183,7 +183,10 @@ export function preflightProblems(
     )
   }
   if (facts.composeConfigError) {
-    problems.push(`the compose file does not load: ${facts.composeConfigError}`)
+    // docker-compose 1.29 follows with the service's whole environment: keep the first part.
+    problems.push(
+      `the compose file does not load: ${facts.composeConfigError.split(' interpolating ')[0].slice(0, 200)}`
+    )
   } else if (facts.services.length > 0 && !facts.services.includes(config.postgresService)) {
     problems.push(
       `postgres-service "${config.postgresService}" is not a service of ${config.composeFile} (services: ${facts.services.join(', ')})`

@@ -118,10 +118,16 @@ export class HostRotation {
       await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 })
     )
     const problems = preflightProblems(facts, this.config, this.mode === 'recover')
-    if (problems.length > 0) throw new HostPreflightError(problems, facts)
-    this.lockTaken = true
+    if (facts.lock === 'taken') this.lockTaken = true
     try {
-      this.state = await this.inspect(facts, rotatedKeys, mask)
+      // The .env checks say more than "compose config failed" (an empty
+      // ENCRYPTION_KEY breaks both): they come first.
+      const inspected =
+        facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask) : undefined
+      const all = [...(inspected?.problems ?? []), ...problems]
+      if (all.length > 0 || inspected === undefined) throw new HostPreflightError(all, facts)
+      if (!this.lockTaken) throw new HostPreflightError(['the rotation lock was not taken'], facts)
+      this.state = inspected.state
       return this.state
     } catch (error) {
       await this.release()
@@ -133,7 +139,7 @@ export class HostRotation {
     facts: HostFacts,
     rotatedKeys: string[],
     mask: (value: string) => void
-  ): Promise<HostState> {
+  ): Promise<{ problems: string[]; state: HostState }> {
     const c = this.config
     const envPath = `${c.deployPath}/${c.envFile}`
     const envBuffer = await this.session.readFile(envPath)
@@ -159,7 +165,7 @@ export class HostRotation {
         `${envPath} has no non-empty ENCRYPTION_KEY: CloudBox then encrypts 2FA secrets and the SMTP password with JWT_SECRET, so rotating it would make that data unreadable. Set ENCRYPTION_KEY first (it needs data re-encryption), then rotate`
       )
     }
-    if (this.mode === 'graceful') {
+    if (this.mode === 'graceful' && facts.composeFile === 'ok') {
       const compose = (await this.session.readFile(`${c.deployPath}/${c.composeFile}`)).toString(
         'utf8'
       )
@@ -184,12 +190,10 @@ export class HostRotation {
         )
       }
     }
-    if (problems.length > 0) throw new HostPreflightError(problems, facts)
-
     const postgresUser = c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox'
     const postgresDb = c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser
     const { createHash } = await import('node:crypto')
-    return {
+    const state: HostState = {
       facts,
       composeCommand: facts.composeCmd as string,
       detach: facts.detach.includes('systemd-run') ? 'systemd-run' : 'setsid',
@@ -200,6 +204,7 @@ export class HostRotation {
       postgresDb,
       envPath
     }
+    return { problems, state }
   }
 
   /** Releases the lock when this run holds it and has not started the sequence. */
