@@ -128,7 +128,7 @@ const SERVICES = [
 /** System directories dockerd / sshd create outside their configured roots. */
 const SYSTEM_DIRS = {
   docker: ['/etc/docker', '/run/docker', '/run/containerd'],
-  sshd: ['/run/sshd']
+  sshd: ['/run/sshd'] // privilege separation directory
 }
 
 /** Everything needed to find and tear down a sandbox, persisted in <workDir>/sandbox-state.json (0600). */
@@ -831,9 +831,10 @@ async function startSshd(state: State, log: (line: string) => void) {
   ].join('\n')
   const configPath = path.join(dir, 'sshd_config')
   await fsp.writeFile(configPath, config)
-  if (!fs.existsSync('/run/sshd')) {
-    await fsp.mkdir('/run/sshd', { mode: 0o755 })
-    state.createdSystemDirs.push('/run/sshd')
+  for (const dir of SYSTEM_DIRS.sshd) {
+    if (fs.existsSync(dir)) continue
+    await fsp.mkdir(dir, { mode: 0o755 })
+    state.createdSystemDirs.push(dir)
   }
   const logFile = path.join(dir, 'sshd.log')
   const fd = fs.openSync(logFile, 'a')
@@ -970,11 +971,22 @@ export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
 
   try {
     const tarPath = path.join(workDir, 'image', 'rootfs.tar')
-    const [, sshFacts] = await Promise.all([
+    // allSettled: on a failure, nothing may still be starting when the teardown runs.
+    const [image, sshd, deployFiles] = await Promise.allSettled([
       (async () => {
         const built = buildRootfsTar(path.join(workDir, 'image', 'rootfs'), tarPath)
         if (state.ownDocker) await Promise.all([startDockerd(state, log), built])
-        else await built
+        else {
+          const ping = await dockerApi(socketOf(state.dockerHost), 'GET', '/_ping').catch(
+            (err: Error) => ({ status: 0, body: err.message })
+          )
+          if (ping.status !== 200) {
+            throw new Error(
+              `the engine at DOCKER_HOST=${state.dockerHost} does not answer: ${ping.body}`
+            )
+          }
+          await built
+        }
         const env = { ...process.env, DOCKER_HOST: state.dockerHost }
         await mustRun(
           DOCKER_CLI,
@@ -993,13 +1005,18 @@ export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
       startSshd(state, log),
       writeDeployFiles(state)
     ])
+    for (const r of [image, sshd, deployFiles]) if (r.status === 'rejected') throw r.reason
+    const sshFacts = (sshd as PromiseFulfilledResult<Awaited<ReturnType<typeof startSshd>>>).value
 
     const sandbox = makeSandbox(state, sshFacts, log, () => {
       exitHandlers?.()
     })
     const up = await sandbox.compose(['up', '-d'])
     if (up.code !== 0) throw new Error(`docker-compose up -d failed: ${up.stderr.trim()}`)
-    await waitHealthy(state, 120000)
+    await waitHealthy(state, 120000).catch(async (err: Error) => {
+      const logs = await sandbox.compose(['logs', '--no-color', '--tail', '20'])
+      throw new Error(`${err.message}\n${logs.stdout}`)
+    })
     // The pristine state reset() returns to.
     const files: Record<string, { mode: number; sha256: string }> = {}
     for (const name of await fsp.readdir(state.deployPath)) {
@@ -1019,7 +1036,7 @@ export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
     return sandbox
   } catch (err) {
     exitHandlers?.()
-    if (!opts.keep) teardownSync(state, log)
+    teardownSync(state, log)
     throw err
   }
 }
@@ -1349,11 +1366,10 @@ function makeSandbox(
       } finally {
         await client.end()
       }
-      // Forget failed logins (the app's in-memory rate limiter).
-      await dockerApi(
-        socketOf(state.dockerHost),
-        'POST',
-        '/containers/cloudbox-backend/kill?signal=SIGHUP'
+      // Forget failed logins: the app clears its limiter when this file changes.
+      await fsp.writeFile(
+        path.join(workDir, 'faults', 'rate-limit-reset'),
+        crypto.randomUUID() + '\n'
       )
       log(`sandbox: reset in ${Date.now() - t0} ms`)
     },

@@ -14,18 +14,15 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 
-// Handlers first: reset() sends SIGHUP, compose down sends SIGTERM.
+// Handlers first: compose down sends SIGTERM.
 let shutdown = (code) => process.exit(code)
 process.on('SIGTERM', () => shutdown(0))
 process.on('SIGINT', () => shutdown(0))
-process.on('SIGHUP', () => {
-  loginFailures.clear()
-  log('rate limits cleared (SIGHUP)')
-})
 
 const isWorker = process.argv.includes('--worker')
 const role = isWorker ? 'worker' : 'backend'
 const loginFailures = new Map() // email -> [epoch ms of failures]
+let rateLimitEpoch // content of <faults>/rate-limit-reset when last read (undefined: never read)
 
 function log(line) {
   console.log(`${new Date().toISOString()} [${role}] ${line}`)
@@ -192,6 +189,15 @@ function verifyPassword(password, stored) {
   return crypto.timingSafeEqual(expected, actual)
 }
 
+/** A file in the sandbox's faults dir (trimmed), or null. */
+function readFault(name) {
+  try {
+    return fs.readFileSync(path.join(FAULTS_DIR, name), 'utf8').trim()
+  } catch {
+    return null
+  }
+}
+
 const sha256 = (text) => crypto.createHash('sha256').update(text).digest('hex')
 
 function send(res, status, body, headers = {}) {
@@ -305,14 +311,7 @@ async function handle(pool, req, res) {
   switch (route) {
     case 'GET /api/health/ping': {
       // Fault: healthy only while JWT_SECRET hashes to the given value.
-      let wanted = null
-      try {
-        wanted = fs
-          .readFileSync(path.join(FAULTS_DIR, 'healthy-only-with-secret-sha256'), 'utf8')
-          .trim()
-      } catch {
-        wanted = null
-      }
+      const wanted = readFault('healthy-only-with-secret-sha256')
       if (wanted && wanted !== sha256(ACCESS_SECRETS[0])) {
         return send(res, 503, { status: 'unhealthy' })
       }
@@ -354,6 +353,10 @@ async function handle(pool, req, res) {
           error: { code: 'VALIDATION_ERROR', message: 'email and password are required' }
         })
       }
+      // reset() rewrites this file to forget failed logins.
+      const epoch = readFault('rate-limit-reset')
+      if (rateLimitEpoch !== undefined && epoch !== rateLimitEpoch) loginFailures.clear()
+      rateLimitEpoch = epoch
       const windowStart = Date.now() - 15 * 60 * 1000
       const failures = (loginFailures.get(email) || []).filter((t) => t > windowStart)
       loginFailures.set(email, failures)
