@@ -46944,6 +46944,11 @@ function summarizeJournal(events) {
                     if (path !== undefined)
                         summary.backupPath = path;
                 }
+                if (e.step === 'recover-restore' && record.status === 'ok') {
+                    const path = pathOf(e.detail);
+                    if (path !== undefined)
+                        summary.restoredFrom = path;
+                }
                 break;
             }
             case 'info': {
@@ -74610,18 +74615,30 @@ class Rotation {
     async preflight() {
         const c = this.config;
         this.octokit = createOctokit(c.secretsToken);
-        if (this.rotatesSecrets || c.recover) {
-            info(`GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`);
-            this.scopeKeys = await preflightSecretScopes(this.octokit, c.owner, c.repo, secretScopes(c));
-        }
-        if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
-            await preflightVariables(this.octokit, c.owner, c.repo, c.rotationDateVariable);
-        }
-        info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
+        const octokit = this.octokit;
+        // GitHub and SSH are checked side by side; the host lock comes after both.
+        const github = (async () => {
+            if (this.rotatesSecrets || c.recover) {
+                info(`GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`);
+                this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c));
+            }
+            if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
+                await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable);
+            }
+            info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
+        })();
         info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`);
-        this.session = await HostSession.connect(c.ssh);
-        info(`SSH: connected, host key ${this.session.hostFingerprint || '(not verified: insecure skip)'}`);
-        this.host = new HostRotation(this.session, c, this.context.run, this.hostMode);
+        const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)]);
+        if (sshCheck.status === 'fulfilled')
+            this.session = sshCheck.value;
+        const problems = [githubCheck, sshCheck].flatMap((check) => check.status === 'rejected'
+            ? (check.reason.problems ?? [check.reason.message])
+            : []);
+        if (problems.length > 0)
+            throw Object.assign(new Error(problems.join('; ')), { problems });
+        const session = this.session;
+        info(`SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`);
+        this.host = new HostRotation(session, c, this.context.run, this.hostMode);
         this.hostState = await this.host.preflight(c.keys.map((k) => k.envKey), mask);
         for (const value of Object.values(this.hostState.oldValues))
             mask(value);
@@ -74802,7 +74819,7 @@ class Rotation {
                 return true;
             case 'recovered':
                 this.outcome.result = 'recovered';
-                this.outcome.changed.push(`${where}: restored from ${summary.backupPath ?? 'the newest backup'}; services started`);
+                this.outcome.changed.push(`${where}: restored from ${summary.restoredFrom ?? 'the newest backup'}; services started`);
                 this.outcome.stateNow = 'production runs on the restored .env and answers its health check';
                 return true;
             case 'aborted':

@@ -156,23 +156,34 @@ export class Rotation {
   private async preflight(): Promise<void> {
     const c = this.config
     this.octokit = createOctokit(c.secretsToken)
-    if (this.rotatesSecrets || c.recover) {
-      core.info(
-        `GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`
-      )
-      this.scopeKeys = await preflightSecretScopes(this.octokit, c.owner, c.repo, secretScopes(c))
-    }
-    if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
-      await preflightVariables(this.octokit, c.owner, c.repo, c.rotationDateVariable)
-    }
-    core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
-
+    const octokit = this.octokit
+    // GitHub and SSH are checked side by side; the host lock comes after both.
+    const github = (async (): Promise<void> => {
+      if (this.rotatesSecrets || c.recover) {
+        core.info(
+          `GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`
+        )
+        this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c))
+      }
+      if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
+        await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable)
+      }
+      core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
+    })()
     core.info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`)
-    this.session = await HostSession.connect(c.ssh)
-    core.info(
-      `SSH: connected, host key ${this.session.hostFingerprint || '(not verified: insecure skip)'}`
+    const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)])
+    if (sshCheck.status === 'fulfilled') this.session = sshCheck.value
+    const problems = [githubCheck, sshCheck].flatMap((check) =>
+      check.status === 'rejected'
+        ? ((check.reason as { problems?: string[] }).problems ?? [(check.reason as Error).message])
+        : []
     )
-    this.host = new HostRotation(this.session, c, this.context.run, this.hostMode)
+    if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { problems })
+    const session = this.session as HostSession
+    core.info(
+      `SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`
+    )
+    this.host = new HostRotation(session, c, this.context.run, this.hostMode)
     this.hostState = await this.host.preflight(
       c.keys.map((k) => k.envKey),
       mask
@@ -400,7 +411,7 @@ export class Rotation {
       case 'recovered':
         this.outcome.result = 'recovered'
         this.outcome.changed.push(
-          `${where}: restored from ${summary.backupPath ?? 'the newest backup'}; services started`
+          `${where}: restored from ${summary.restoredFrom ?? 'the newest backup'}; services started`
         )
         this.outcome.stateNow = 'production runs on the restored .env and answers its health check'
         return true
