@@ -1105,7 +1105,10 @@ interface ContainerInfo {
 
 async function listContainers(state: State): Promise<ContainerInfo[]> {
   const filters = encodeURIComponent(
-    JSON.stringify({ label: [`com.docker.compose.project=${PROJECT}`] })
+    // One-off containers (`docker-compose run`) are not services.
+    JSON.stringify({
+      label: [`com.docker.compose.project=${PROJECT}`, 'com.docker.compose.oneoff=False']
+    })
   )
   const r = await dockerApi(
     socketOf(state.dockerHost),
