@@ -9,6 +9,7 @@ need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then
