@@ -185,6 +185,7 @@ describe('summarizeJournal', () => {
     const s = summarizeJournal(parseJournal(text))
     expect(s).toMatchObject({ mode: 'recover', result: 'recovered', downtimeSeconds: 4 })
     expect(s.backupPath).toBeUndefined()
+    expect(s.restoredFrom).toBe('/d/.env.backup.20250101T000000Z')
   })
 
   it('an interrupted journal: not terminal, the running step shows', () => {

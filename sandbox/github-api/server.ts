@@ -534,7 +534,22 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
 
   return {
     url,
-    secrets: (label) => new Map([...scopeNamed(label).secrets].map(([n, s]) => [n, s.value])),
+    secrets: (label) => {
+      const scope = scopeNamed(label)
+      const view = new Map([...scope.secrets].map(([n, s]) => [n, s.value]))
+      // set() writes through, so a test can seed the values a team would hold
+      // (not an API write: secretWrites is left alone).
+      Object.defineProperty(view, 'set', {
+        enumerable: false,
+        value: (name: string, value: string) => {
+          const existing = scope.secrets.get(name)
+          const t = now()
+          scope.secrets.set(name, { value, createdAt: existing?.createdAt ?? t, updatedAt: t })
+          return Map.prototype.set.call(view, name, value)
+        }
+      })
+      return view
+    },
     secretWrites,
     variables: variableView,
     issues,

@@ -113,6 +113,8 @@ export interface JournalSummary {
   downtimeSeconds?: number
   /** `path=` of the backup step's end. */
   backupPath?: string
+  /** `path=` of the recover-restore step's end: the backup a recovery restored. */
+  restoredFrom?: string
   /** Info events that name no step (e.g. "SIGTERM received: rolling back"). */
   notes: string[]
   /** The last event's time. */
@@ -182,6 +184,10 @@ export function summarizeJournal(events: JournalEvent[]): JournalSummary {
         if (e.step === 'backup' && record.status === 'ok') {
           const path = pathOf(e.detail)
           if (path !== undefined) summary.backupPath = path
+        }
+        if (e.step === 'recover-restore' && record.status === 'ok') {
+          const path = pathOf(e.detail)
+          if (path !== undefined) summary.restoredFrom = path
         }
         break
       }
