@@ -37076,7 +37076,7 @@ function renderBanners(o) {
     }
     else if (o.result === 'recovered') {
         blocks.push(alert('IMPORTANT', [
-            '**Recovery run: the host was restored from its newest backup.**',
+            '**Recovery run: the host was brought back after an interrupted rotation.**',
             ...(o.changed.length > 0 ? ['', '**What was changed:**', ...list(o.changed)] : []),
             ...(stateNow.length > 0 ? ['', ...stateNow] : [])
         ]));
@@ -74670,7 +74670,7 @@ class Rotation {
             revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
             up: `${compose} up -d`,
             health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-            'recover-restore': `restore the newest ${c.envFile}.backup.* over ${c.envFile}`
+            'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
         };
         for (const step of stepsFor(this.hostMode))
             plan.push(`host: ${step}: ${commands[step]}`);
@@ -74819,8 +74819,10 @@ class Rotation {
                 return true;
             case 'recovered':
                 this.outcome.result = 'recovered';
-                this.outcome.changed.push(`${where}: restored from ${summary.restoredFrom ?? 'the newest backup'}; services started`);
-                this.outcome.stateNow = 'production runs on the restored .env and answers its health check';
+                this.outcome.changed.push(summary.restoredFrom
+                    ? `${where}: restored from ${summary.restoredFrom}; services started`
+                    : `${where}: kept (the interrupted run died before its backup, so before changing it); services started`);
+                this.outcome.stateNow = `production runs on the ${summary.restoredFrom ? 'restored' : 'kept'} .env and answers its health check`;
                 return true;
             case 'aborted':
                 this.outcome.result = 'failed';

@@ -70,6 +70,16 @@ list_backups() { # newest first
   set -f
 }
 
+# The backup the interrupted run made (or an interrupted recovery restored),
+# from its journal, which launch moved to journal.prev; empty when it made none.
+interrupted_backup() {
+  [ -f "$ROT/journal.prev" ] || return 0
+  t=$(printf '\t')
+  sed -n -e "s/^[0-9]*${t}step-end${t}backup${t}ok${t}path=//p" \
+    -e "s/^[0-9]*${t}step-end${t}recover-restore${t}ok${t}path=//p" \
+    -e "s/^[0-9]*${t}info${t}recover-restore${t}-${t}path=//p" "$ROT/journal.prev" | tail -n 1
+}
+
 journal_terminal() {
   [ -f "$JOURNAL" ] && grep -q "$(printf '\tresult\t')" "$JOURNAL"
 }
@@ -357,15 +367,27 @@ do_step() {
       STEP_DETAIL="path=$DEPLOY_DIR/$BACKUP_PATH"
       ;;
     recover-restore)
-      newest=$(list_backups | head -n 1)
-      [ -n "$newest" ] || {
-        STEP_DETAIL='no backup found'
+      from=$(interrupted_backup)
+      BACKED_UP=1
+      if [ -z "$from" ]; then
+        # The interrupted run died before its backup was complete, so before
+        # it touched .env: keep .env (an older backup would undo a finished
+        # rotation). A copy is what a failed recovery rolls back to.
+        cp "$ENV_FILE" "$ROT/env.kept" || return 1
+        BACKUP_PATH=$ROT/env.kept
+        journal info recover-restore - "kept $ENV_FILE: the interrupted run had made no backup"
+        STEP_DETAIL=kept
+        return 0
+      fi
+      # Journaled first, so a recovery that dies here is recovered the same way.
+      journal info recover-restore - "path=$from"
+      [ -f "$from" ] || {
+        STEP_DETAIL="backup $from missing"
         return 1
       }
-      BACKED_UP=1
-      BACKUP_PATH=$newest
-      cmp -s "$newest" "$ENV_FILE" || restore_backup "$newest" || return 1
-      STEP_DETAIL="path=$DEPLOY_DIR/$newest"
+      BACKUP_PATH=${from#"$DEPLOY_DIR/"} # relative, like a rotation's
+      cmp -s "$BACKUP_PATH" "$ENV_FILE" || restore_backup "$BACKUP_PATH" || return 1
+      STEP_DETAIL="path=$DEPLOY_DIR/$BACKUP_PATH"
       ;;
     down) compose down ;;
     swap)
@@ -430,7 +452,7 @@ rollback() { # failed step
 }
 
 finish() { # result detail
-  rm -f "$ROT/env.new" "$ROT/env.restore" "$ROT/backup.tmp" "$ROT/backup2.tmp"
+  rm -f "$ROT/env.new" "$ROT/env.restore" "$ROT/env.kept" "$ROT/backup.tmp" "$ROT/backup2.tmp"
   journal result - "$1" "${2:-}"
   rm -rf "$ROT/lock"
   exit 0

@@ -230,7 +230,7 @@ export class Rotation {
       revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
       up: `${compose} up -d`,
       health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-      'recover-restore': `restore the newest ${c.envFile}.backup.* over ${c.envFile}`
+      'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
     }
     for (const step of stepsFor(this.hostMode)) plan.push(`host: ${step}: ${commands[step]}`)
     plan.push(
@@ -411,9 +411,11 @@ export class Rotation {
       case 'recovered':
         this.outcome.result = 'recovered'
         this.outcome.changed.push(
-          `${where}: restored from ${summary.restoredFrom ?? 'the newest backup'}; services started`
+          summary.restoredFrom
+            ? `${where}: restored from ${summary.restoredFrom}; services started`
+            : `${where}: kept (the interrupted run died before its backup, so before changing it); services started`
         )
-        this.outcome.stateNow = 'production runs on the restored .env and answers its health check'
+        this.outcome.stateNow = `production runs on the ${summary.restoredFrom ? 'restored' : 'kept'} .env and answers its health check`
         return true
       case 'aborted':
         this.outcome.result = 'failed'

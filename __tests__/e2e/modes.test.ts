@@ -1,7 +1,7 @@
 // The other modes against the sandbox deployment: graceful (zero logout),
 // retire-previous, and recover (a host left mid-rotation).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { envValue } from '../../src/host/dotenv.js'
 import { runCommand } from '../../sandbox/index.js'
@@ -396,6 +396,33 @@ describe('recover', () => {
     // Afterwards a normal rotation runs again.
     const next = await bed.rotate({ 'admin-credentials': '', 'user-credentials': '' })
     expectResult(next, 'success')
+  })
+
+  it('keeps .env when the interrupted run died before its backup: no older backup is restored', async () => {
+    const { sandbox } = bed
+    // An earlier rotation leaves a backup of older values behind.
+    expectResult(await bed.rotate({ 'admin-credentials': '', 'user-credentials': '' }), 'success')
+    const current = await sandbox.readEnvFile()
+    const values = valuesOf(current.toString('utf8'))
+    const session = await login(sandbox, sandbox.user)
+    // The next run's host died while taking its backup: .env is untouched.
+    const now = Date.now()
+    writeFileSync(
+      path.join(rotationDir(), 'journal'),
+      `${now}\trun-start\t-\timmediate\tpid=2147483646 run=dead\n${now + 5}\tstep-start\tbackup\t-\t\n`
+    )
+    mkdirSync(path.join(rotationDir(), 'lock'), { mode: 0o700 })
+    writeFileSync(path.join(rotationDir(), 'lock', 'holder'), 'run=dead\n')
+    writeFileSync(path.join(rotationDir(), 'lock', 'pid'), '2147483646\n')
+
+    const run = await bed.rotate({ recover: 'true' })
+    expectResult(run, 'recovered')
+    expect((await sandbox.readEnvFile()).equals(current)).toBe(true)
+    expect((await sandbox.http('GET', '/api/users/me', { token: session.access })).status).toBe(200)
+    for (const scope of SCOPES)
+      for (const key of KEYS) expect(ciSecret(bed, scope, key)).toBe(values[key])
+    expect(journalSteps()).toEqual(['recover-restore', 'up', 'health'].map((s) => `${s}:ok`))
+    expect(lastIssue(bed).body).toMatch(/kept \(the interrupted run died before its backup/)
   })
 
   it('refuses, changing nothing, when there is nothing to recover', async () => {

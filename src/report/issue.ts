@@ -82,7 +82,7 @@ export function renderBanners(o: Outcome): string[] {
   } else if (o.result === 'recovered') {
     blocks.push(
       alert('IMPORTANT', [
-        '**Recovery run: the host was restored from its newest backup.**',
+        '**Recovery run: the host was brought back after an interrupted rotation.**',
         ...(o.changed.length > 0 ? ['', '**What was changed:**', ...list(o.changed)] : []),
         ...(stateNow.length > 0 ? ['', ...stateNow] : [])
       ])
