@@ -37204,7 +37204,7 @@ function renderRetireNote(o) {
     if (o.result !== 'success')
         return undefined;
     return alert('NOTE', [
-        `Run mode: retire-previous after ${inline(o.retireAfter)}: CloudBox refresh tokens live 7 days.`
+        `Run mode: retire-previous after ${inline(o.retireAfter)} (${inline(o.retireAfterReason ?? 'the longest token lifetime: CloudBox refresh tokens live 7 days')}).`
     ]);
 }
 /** Dry run: what a real run would touch. */
@@ -38038,6 +38038,45 @@ function preflightProblems(facts, config, recover) {
         }
     }
     return problems;
+}
+const UNIT_MS = {
+    ms: 1,
+    s: 1000,
+    m: 60000,
+    h: 3600000,
+    d: 86400000,
+    w: 604800000,
+    y: 31557600000
+};
+/**
+ * A jsonwebtoken `expiresIn` as CloudBox's .env gives it ("7d", "15m",
+ * "2 days", or a bare number of seconds), in milliseconds; undefined when
+ * unreadable.
+ */
+function tokenLifetimeMs(value) {
+    if (value === undefined)
+        return undefined;
+    const text = value.trim().toLowerCase();
+    if (/^\d+$/.test(text))
+        return Number(text) * 1000;
+    const match = /^(\d+(?:\.\d+)?)\s*(ms|msecs?|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|yrs?|years?)$/.exec(text);
+    if (!match)
+        return undefined;
+    const unit = match[2];
+    const key = unit.startsWith('ms') || unit.startsWith('mil') ? 'ms' : unit[0];
+    return Number(match[1]) * UNIT_MS[key];
+}
+/**
+ * When `<KEY>_PREVIOUS` may go: once every token signed with the old secrets
+ * has expired. CloudBox: access tokens (JWT_EXPIRES_IN, 15m), share cookies
+ * (1 h), refresh tokens (JWT_REFRESH_EXPIRES_IN, 7d).
+ */
+function retireAfterMs(env) {
+    const refresh = tokenLifetimeMs(env.refresh) ?? tokenLifetimeMs('7d');
+    const access = tokenLifetimeMs(env.access) ?? tokenLifetimeMs('15m');
+    const ms = Math.max(refresh, access, 3600000);
+    const why = `the longest token lifetime: refresh tokens ${env.refresh && tokenLifetimeMs(env.refresh) ? `JWT_REFRESH_EXPIRES_IN=${env.refresh}` : '7d (CloudBox default)'}`;
+    return { ms, why };
 }
 
 var dist = {};
@@ -74496,7 +74535,6 @@ async function scanServiceLogs(session, deployPath, composeCommand, composeArgs,
 
 // The rotation, phase by phase (DESIGN §1): preflight, generate, CI secrets,
 // host, compensate, verify. Reporting is the caller's (main.ts).
-const REFRESH_TOKEN_LIFETIME_DAYS = 7;
 function ref(written) {
     return { scope: scopeLabel(written.scope), name: written.name };
 }
@@ -74614,6 +74652,9 @@ class Rotation {
     // ------------------------------------------------------------ 1. preflight
     async preflight() {
         const c = this.config;
+        if (c.mode === 'graceful' && /incident|compromise|leak/i.test(c.reason)) {
+            warning('mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead');
+        }
         this.octokit = createOctokit(c.secretsToken);
         const octokit = this.octokit;
         // GitHub and SSH are checked side by side; the host lock comes after both.
@@ -74813,8 +74854,13 @@ class Rotation {
                     this.outcome.changed.push(`${this.outcome.revokedRows} refresh token(s) revoked`);
                 this.outcome.stateNow = 'production runs on the new secrets and answers its health check';
                 if (c.mode === 'graceful') {
-                    const after = new Date(Date.parse(this.outcome.rotatedAt) + REFRESH_TOKEN_LIFETIME_DAYS * 86400000);
-                    this.outcome.retireAfter = after.toISOString();
+                    const envText = this.hostState.envText;
+                    const lifetime = retireAfterMs({
+                        access: envValue(envText, 'JWT_EXPIRES_IN'),
+                        refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
+                    });
+                    this.outcome.retireAfter = new Date(Date.parse(this.outcome.rotatedAt) + lifetime.ms).toISOString();
+                    this.outcome.retireAfterReason = lifetime.why;
                 }
                 return true;
             case 'recovered':

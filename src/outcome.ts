@@ -75,5 +75,7 @@ export interface Outcome {
   plan?: string[]
   /** When <KEY>_PREVIOUS may be retired (graceful mode). */
   retireAfter?: string
+  /** Why then, e.g. "the longest token lifetime: refresh tokens JWT_REFRESH_EXPIRES_IN=7d". */
+  retireAfterReason?: string
   issue?: { number: number; url: string }
 }

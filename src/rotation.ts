@@ -13,7 +13,7 @@ import {
 } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
 import type { JournalEvent } from './host/journal.js'
-import { backupStamp, shellQuote, stepsFor, type HostMode } from './host/plan.js'
+import { backupStamp, retireAfterMs, shellQuote, stepsFor, type HostMode } from './host/plan.js'
 import {
   HostRotation,
   type FollowResult,
@@ -34,8 +34,6 @@ export interface RunContext {
   signal: AbortSignal
   now?: () => Date
 }
-
-const REFRESH_TOKEN_LIFETIME_DAYS = 7
 
 function ref(written: { scope: SecretScope; name: string }): SecretRef {
   return { scope: scopeLabel(written.scope), name: written.name }
@@ -155,6 +153,11 @@ export class Rotation {
   // ------------------------------------------------------------ 1. preflight
   private async preflight(): Promise<void> {
     const c = this.config
+    if (c.mode === 'graceful' && /incident|compromise|leak/i.test(c.reason)) {
+      core.warning(
+        'mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead'
+      )
+    }
     this.octokit = createOctokit(c.secretsToken)
     const octokit = this.octokit
     // GitHub and SSH are checked side by side; the host lock comes after both.
@@ -402,10 +405,15 @@ export class Rotation {
           this.outcome.changed.push(`${this.outcome.revokedRows} refresh token(s) revoked`)
         this.outcome.stateNow = 'production runs on the new secrets and answers its health check'
         if (c.mode === 'graceful') {
-          const after = new Date(
-            Date.parse(this.outcome.rotatedAt) + REFRESH_TOKEN_LIFETIME_DAYS * 86400000
-          )
-          this.outcome.retireAfter = after.toISOString()
+          const envText = (this.hostState as HostState).envText
+          const lifetime = retireAfterMs({
+            access: envValue(envText, 'JWT_EXPIRES_IN'),
+            refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
+          })
+          this.outcome.retireAfter = new Date(
+            Date.parse(this.outcome.rotatedAt) + lifetime.ms
+          ).toISOString()
+          this.outcome.retireAfterReason = lifetime.why
         }
         return true
       case 'recovered':

@@ -190,6 +190,7 @@ describe('graceful', () => {
     expect(issue.body).toMatch(/\| Mode \| `?graceful`? \|/)
     expect(issue.body).toContain('retire-previous')
     expect(issue.body).toContain(retireAfter)
+    expect(issue.body).toContain('JWT_REFRESH_EXPIRES_IN=7d')
     expect(issue.body).toContain('- [x] Verify regular user can login')
     expect(issue.body).toContain('- [x] Check error logs for JWT-related errors')
     expectNoLeak(run, [...Object.values(old), ...Object.values(fresh)])

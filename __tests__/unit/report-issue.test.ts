@@ -146,7 +146,7 @@ describe('issueBody', () => {
   it('tells a graceful run when to retire the previous secrets', () => {
     const body = issueBody(graceful())
     expect(body).toContain(
-      'Run mode: retire-previous after 2025-03-21T09:26:53Z: CloudBox refresh tokens live 7 days.'
+      'Run mode: retire-previous after 2025-03-21T09:26:53Z (the longest token lifetime: CloudBox refresh tokens live 7 days).'
     )
     expect(row(body, 'Mode')).toBe('| Mode | graceful |')
     expect(row(body, 'Revoked refresh tokens')).toBe(

@@ -235,3 +235,48 @@ export function preflightProblems(
   }
   return problems
 }
+
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60000,
+  h: 3600000,
+  d: 86400000,
+  w: 604800000,
+  y: 31557600000
+}
+
+/**
+ * A jsonwebtoken `expiresIn` as CloudBox's .env gives it ("7d", "15m",
+ * "2 days", or a bare number of seconds), in milliseconds; undefined when
+ * unreadable.
+ */
+export function tokenLifetimeMs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const text = value.trim().toLowerCase()
+  if (/^\d+$/.test(text)) return Number(text) * 1000
+  const match =
+    /^(\d+(?:\.\d+)?)\s*(ms|msecs?|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|yrs?|years?)$/.exec(
+      text
+    )
+  if (!match) return undefined
+  const unit = match[2]
+  const key = unit.startsWith('ms') || unit.startsWith('mil') ? 'ms' : unit[0]
+  return Number(match[1]) * UNIT_MS[key]
+}
+
+/**
+ * When `<KEY>_PREVIOUS` may go: once every token signed with the old secrets
+ * has expired. CloudBox: access tokens (JWT_EXPIRES_IN, 15m), share cookies
+ * (1 h), refresh tokens (JWT_REFRESH_EXPIRES_IN, 7d).
+ */
+export function retireAfterMs(env: { access?: string; refresh?: string }): {
+  ms: number
+  why: string
+} {
+  const refresh = tokenLifetimeMs(env.refresh) ?? (tokenLifetimeMs('7d') as number)
+  const access = tokenLifetimeMs(env.access) ?? (tokenLifetimeMs('15m') as number)
+  const ms = Math.max(refresh, access, 3600000)
+  const why = `the longest token lifetime: refresh tokens ${env.refresh && tokenLifetimeMs(env.refresh) ? `JWT_REFRESH_EXPIRES_IN=${env.refresh}` : '7d (CloudBox default)'}`
+  return { ms, why }
+}

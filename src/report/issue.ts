@@ -237,7 +237,7 @@ export function renderRetireNote(o: Outcome): string | undefined {
   if (o.mode !== 'graceful' || !o.retireAfter) return undefined
   if (o.result !== 'success') return undefined
   return alert('NOTE', [
-    `Run mode: retire-previous after ${inline(o.retireAfter)}: CloudBox refresh tokens live 7 days.`
+    `Run mode: retire-previous after ${inline(o.retireAfter)} (${inline(o.retireAfterReason ?? 'the longest token lifetime: CloudBox refresh tokens live 7 days')}).`
   ])
 }
 
