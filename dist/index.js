@@ -47203,11 +47203,36 @@ class HostRotation {
         if (newEnvText !== null)
             files.push({ path: `${rotationDir}/env.new`, data: newEnvText, mode: 0o600 });
         await this.session.writeFiles(files);
-        const out = await this.script('launch', { DETACH: state.detach });
+        let out;
+        try {
+            out = await this.script('launch', { DETACH: state.detach });
+        }
+        catch (error) {
+            // The answer was lost, not necessarily the launch: a started sequence
+            // has written its pid into the lock, and then `release` leaves it be.
+            if (await this.startedAnyway()) {
+                this.launchedFlag = true;
+                return;
+            }
+            throw error;
+        }
         if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
             throw new Error(`the host sequence did not start: ${out.trim() || 'no answer'}`);
         }
         this.launchedFlag = true;
+    }
+    async startedAnyway() {
+        try {
+            if (!this.session.isConnected)
+                return false;
+            const answer = await this.script('release');
+            if (/^lock=released$/m.test(answer))
+                this.lockTaken = false;
+            return /^lock=not-ours$/m.test(answer);
+        }
+        catch {
+            return false;
+        }
     }
     /**
      * Follows the journal until the sequence ends. Reconnects when the
@@ -74491,19 +74516,20 @@ function linesSince(logs, since) {
     return kept.join('\n');
 }
 async function scanServiceLogs(session, deployPath, composeCommand, composeArgs, since, pattern, secrets) {
+    const failed = (reason) => ({
+        status: 'failed',
+        total: 0,
+        expected: 0,
+        configErrors: 0,
+        samples: [],
+        since,
+        reason
+    });
     const command = `cd ${shellQuote(deployPath)} && ${composeCommand} ${composeArgs.map(shellQuote).join(' ')} logs --no-color --timestamps --tail 5000`;
     try {
         const result = await session.exec(command);
         if (result.code !== 0) {
-            return {
-                status: 'failed',
-                total: 0,
-                expected: 0,
-                configErrors: 0,
-                samples: [],
-                since,
-                reason: `compose logs failed (exit ${result.code ?? 'none'})`
-            };
+            return failed(`compose logs failed (exit ${result.code ?? 'none'})`);
         }
         const scan = scanLogs(linesSince(result.stdout, since), pattern, secrets);
         const status = scan.verdict === 'clean'
@@ -74521,15 +74547,7 @@ async function scanServiceLogs(session, deployPath, composeCommand, composeArgs,
         };
     }
     catch (error) {
-        return {
-            status: 'failed',
-            total: 0,
-            expected: 0,
-            configErrors: 0,
-            samples: [],
-            since,
-            reason: `could not read the logs: ${error.message}`
-        };
+        return failed(`could not read the logs: ${error.message}`);
     }
 }
 
@@ -74747,6 +74765,10 @@ class Rotation {
         this.written = result.written;
         this.outcome.updatedSecrets = result.written.map(ref);
         if (result.written.length > 0) {
+            this.outcome.stateNow =
+                'production untouched, still on the old secrets; CI secrets hold the new values';
+        }
+        if (result.written.length > 0) {
             this.outcome.changed.push(`CI secrets set to the new values: ${this.outcome.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`);
         }
         if (result.failed.length > 0) {
@@ -74940,6 +74962,8 @@ class Rotation {
         if (result.written.length > 0) {
             this.outcome.changed.push(`CI secrets written back to the old values: ${[...restored].join(', ')}`);
         }
+        if (!this.host?.launched)
+            this.outcome.stateNow = 'production untouched, still on the old secrets';
         if (result.failed.length > 0) {
             this.outcome.mismatch = `CI and production DISAGREE: ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} still hold the new value while production runs on the old one. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`} by hand.`;
             error(this.outcome.mismatch);

@@ -279,6 +279,10 @@ export class Rotation {
     this.written = result.written
     this.outcome.updatedSecrets = result.written.map(ref)
     if (result.written.length > 0) {
+      this.outcome.stateNow =
+        'production untouched, still on the old secrets; CI secrets hold the new values'
+    }
+    if (result.written.length > 0) {
       this.outcome.changed.push(
         `CI secrets set to the new values: ${this.outcome.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
       )
@@ -511,6 +515,8 @@ export class Rotation {
         `CI secrets written back to the old values: ${[...restored].join(', ')}`
       )
     }
+    if (!this.host?.launched)
+      this.outcome.stateNow = 'production untouched, still on the old secrets'
     if (result.failed.length > 0) {
       this.outcome.mismatch = `CI and production DISAGREE: ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} still hold the new value while production runs on the old one. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`} by hand.`
       core.error(this.outcome.mismatch)

@@ -1,6 +1,6 @@
 // Shared by the end-to-end suites: one sandbox and one GitHub stand-in per
 // suite, and assertions about what a rotation left behind.
-import { expect } from '@jest/globals'
+import { afterAll, beforeAll, beforeEach, expect } from '@jest/globals'
 import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { envValue, parseEnv } from '../../src/host/dotenv.js'
@@ -48,6 +48,22 @@ export async function startBed(options: { previousSecrets?: boolean } = {}): Pro
 export async function stopBed(bed: Bed | undefined): Promise<void> {
   await bed?.github.stop()
   await bed?.sandbox.stop()
+}
+
+/** One bed per suite, back to pristine (sandbox and stand-in faults) before each test. */
+export function useBed(use: (bed: Bed) => void, options: { previousSecrets?: boolean } = {}): void {
+  let bed: Bed | undefined
+  beforeAll(async () => {
+    bed = await startBed(options)
+    use(bed)
+  })
+  afterAll(async () => {
+    await stopBed(bed)
+  })
+  beforeEach(async () => {
+    await bed?.sandbox.reset()
+    bed?.github.clearFaults()
+  })
 }
 
 /** Seeds every CI secret with the host's current values, as a team would have them. */

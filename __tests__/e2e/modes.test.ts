@@ -1,6 +1,6 @@
 // The other modes against the sandbox deployment: graceful (zero logout),
 // retire-previous, and recover (a host left mid-rotation).
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { envValue } from '../../src/host/dotenv.js'
@@ -16,22 +16,12 @@ import {
   lastIssue,
   login,
   seedCiSecrets,
-  startBed,
-  stopBed,
+  useBed,
   type Bed
 } from './helpers.js'
 
 let bed: Bed
-
-beforeAll(async () => {
-  bed = await startBed()
-})
-afterAll(async () => {
-  await stopBed(bed)
-})
-beforeEach(async () => {
-  await bed.sandbox.reset()
-})
+useBed((b) => (bed = b))
 
 const rotationDir = (): string => path.join(bed.sandbox.deployPath, '.rotation')
 

@@ -1,6 +1,6 @@
 // What the humans see: no secret anywhere, a report even when GitHub fails,
 // and CI secrets put back when the CI phase fails part-way.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { envValue } from '../../src/host/dotenv.js'
@@ -12,23 +12,12 @@ import {
   journalOf,
   lastIssue,
   seedCiSecrets,
-  startBed,
-  stopBed,
+  useBed,
   type Bed
 } from './helpers.js'
 
 let bed: Bed
-
-beforeAll(async () => {
-  bed = await startBed()
-})
-afterAll(async () => {
-  await stopBed(bed)
-})
-beforeEach(async () => {
-  await bed.sandbox.reset()
-  bed.github.clearFaults()
-})
+useBed((b) => (bed = b))
 
 /** Every process's argv on this machine, sampled until stopped. */
 function sampleArgv(): { stop: () => Set<string> } {

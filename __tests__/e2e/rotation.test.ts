@@ -1,7 +1,7 @@
 // A full immediate rotation of the sandbox deployment, and a fault at every
 // host step: each must roll back to a byte-identical .env, healthy services
 // on the old secrets, and CI secrets written back to the old values.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { existsSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import jwt from 'jsonwebtoken'
@@ -18,22 +18,12 @@ import {
   lastIssue,
   login,
   seedCiSecrets,
-  startBed,
-  stopBed,
+  useBed,
   type Bed
 } from './helpers.js'
 
 let bed: Bed
-
-beforeAll(async () => {
-  bed = await startBed()
-})
-afterAll(async () => {
-  await stopBed(bed)
-})
-beforeEach(async () => {
-  await bed.sandbox.reset()
-})
+useBed((b) => (bed = b))
 
 describe('immediate rotation', () => {
   it('rotates CI secrets and the host, revokes sessions, verifies and reports', async () => {

@@ -1,6 +1,6 @@
 // What must never happen: a killed action leaving production down, two
 // rotations at once, a change after a failed preflight.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,22 +14,12 @@ import {
   journalOf,
   lastIssue,
   seedCiSecrets,
-  startBed,
-  stopBed,
+  useBed,
   type Bed
 } from './helpers.js'
 
 let bed: Bed
-
-beforeAll(async () => {
-  bed = await startBed()
-})
-afterAll(async () => {
-  await stopBed(bed)
-})
-beforeEach(async () => {
-  await bed.sandbox.reset()
-})
+useBed((b) => (bed = b))
 
 async function waitFor(what: string, check: () => boolean, timeoutMs = 90000): Promise<void> {
   const deadline = Date.now() + timeoutMs

@@ -248,11 +248,33 @@ export class HostRotation {
     if (newEnvText !== null)
       files.push({ path: `${rotationDir}/env.new`, data: newEnvText, mode: 0o600 })
     await this.session.writeFiles(files)
-    const out = await this.script('launch', { DETACH: state.detach })
+    let out: string
+    try {
+      out = await this.script('launch', { DETACH: state.detach })
+    } catch (error) {
+      // The answer was lost, not necessarily the launch: a started sequence
+      // has written its pid into the lock, and then `release` leaves it be.
+      if (await this.startedAnyway()) {
+        this.launchedFlag = true
+        return
+      }
+      throw error
+    }
     if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
       throw new Error(`the host sequence did not start: ${out.trim() || 'no answer'}`)
     }
     this.launchedFlag = true
+  }
+
+  private async startedAnyway(): Promise<boolean> {
+    try {
+      if (!this.session.isConnected) return false
+      const answer = await this.script('release')
+      if (/^lock=released$/m.test(answer)) this.lockTaken = false
+      return /^lock=not-ours$/m.test(answer)
+    } catch {
+      return false
+    }
   }
 
   /**

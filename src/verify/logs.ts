@@ -34,19 +34,20 @@ export async function scanServiceLogs(
   pattern: RegExp,
   secrets: string[]
 ): Promise<LogScanResult> {
+  const failed = (reason: string): LogScanResult => ({
+    status: 'failed',
+    total: 0,
+    expected: 0,
+    configErrors: 0,
+    samples: [],
+    since,
+    reason
+  })
   const command = `cd ${shellQuote(deployPath)} && ${composeCommand} ${composeArgs.map(shellQuote).join(' ')} logs --no-color --timestamps --tail 5000`
   try {
     const result = await session.exec(command)
     if (result.code !== 0) {
-      return {
-        status: 'failed',
-        total: 0,
-        expected: 0,
-        configErrors: 0,
-        samples: [],
-        since,
-        reason: `compose logs failed (exit ${result.code ?? 'none'})`
-      }
+      return failed(`compose logs failed (exit ${result.code ?? 'none'})`)
     }
     const scan = scanLogs(linesSince(result.stdout, since), pattern, secrets)
     const status =
@@ -64,14 +65,6 @@ export async function scanServiceLogs(
       since
     }
   } catch (error) {
-    return {
-      status: 'failed',
-      total: 0,
-      expected: 0,
-      configErrors: 0,
-      samples: [],
-      since,
-      reason: `could not read the logs: ${(error as Error).message}`
-    }
+    return failed(`could not read the logs: ${(error as Error).message}`)
   }
 }
