@@ -3,6 +3,7 @@
 import * as core from '@actions/core'
 import { scopeLabel, secretScopes, type Config, type SecretScope } from './config.js'
 import { createOctokit, describeError, type Octokit } from './github/client.js'
+import { preflightIssues } from './github/issue.js'
 import {
   preflightSecretScopes,
   preflightVariables,
@@ -172,6 +173,10 @@ export class Rotation {
         await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable)
       }
       core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
+      if (c.createIssue && !c.dryRun) {
+        await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo)
+        core.info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`)
+      }
     })()
     core.info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`)
     const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)])

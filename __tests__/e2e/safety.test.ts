@@ -196,6 +196,19 @@ describe('preflight refuses before any change', () => {
     await expectRefusal({ 'secrets-token': 'github_pat_sandbox_nothing' }, /"Secrets"/)
   })
 
+  it('an issue token that is rejected', async () => {
+    const writesBefore = bed.github.secretWrites.length
+    const issuesBefore = bed.github.issues.length
+    const envBefore = await bed.sandbox.readEnvFile()
+    const run = await bed.rotate({ 'github-token': 'ghs_revoked' })
+    expectResult(run, 'failed')
+    expect(run.stdout).toMatch(/github-token was rejected/)
+    expect(bed.github.secretWrites.length).toBe(writesBefore)
+    expect(bed.github.issues.length).toBe(issuesBefore)
+    expect((await bed.sandbox.readEnvFile()).equals(envBefore)).toBe(true)
+    expect(run.summary).toMatch(/nothing was changed/i)
+  })
+
   it('an environment that does not exist', async () => {
     await expectRefusal({ environments: 'production,qa' }, /environment qa does not exist/)
   })

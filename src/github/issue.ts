@@ -2,6 +2,7 @@
 
 import * as core from '@actions/core'
 import { describeError, errorStatus, isRateLimited, type Octokit } from './client.js'
+import { GitHubPreflightError } from './secrets.js'
 
 export interface IssueInput {
   title: string
@@ -56,4 +57,36 @@ export async function openIssue(
     )
   }
   return { number: response.data.number, url: response.data.html_url, warnings }
+}
+
+/**
+ * The report must be able to land: the issue token sees the repository and
+ * issues are enabled. (Write access cannot be checked without writing.)
+ */
+export async function preflightIssues(
+  octokit: Octokit,
+  owner: string,
+  repo: string
+): Promise<void> {
+  let hasIssues: boolean | undefined
+  try {
+    const response = await octokit.request('GET /repos/{owner}/{repo}', { owner, repo })
+    hasIssues = response.data.has_issues
+  } catch (error) {
+    const status = errorStatus(error)
+    const problem =
+      status === 401
+        ? 'github-token was rejected (401 Bad credentials): it is invalid or expired'
+        : status === 404 || status === 403
+          ? `github-token cannot see ${owner}/${repo} (${status})`
+          : `checking github-token against ${owner}/${repo} failed: ${describeError(error)}`
+    throw new GitHubPreflightError([
+      `${problem}; the report issue could not be opened (or set create-issue: false)`
+    ])
+  }
+  if (hasIssues === false) {
+    throw new GitHubPreflightError([
+      `issues are disabled in ${owner}/${repo}: the report issue could not be opened; enable issues or set create-issue: false`
+    ])
+  }
 }
