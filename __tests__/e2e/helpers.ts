@@ -1,7 +1,7 @@
 // Shared by the end-to-end suites: one sandbox and one GitHub stand-in per
 // suite, and assertions about what a rotation left behind.
 import { afterAll, beforeAll, beforeEach, expect } from '@jest/globals'
-import { readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { envValue, parseEnv } from '../../src/host/dotenv.js'
 import type { StandIn } from '../../sandbox/github-api/server.js'
@@ -129,4 +129,44 @@ export function expectResult(run: ActionRun, result: string): void {
       `expected result ${result}, got ${run.outputs.result} (exit ${run.code})\n--- stdout\n${run.stdout.slice(-6000)}\n--- stderr\n${run.stderr.slice(-2000)}`
     )
   }
+}
+
+/**
+ * Everything a run leaves for people to read: its log, outputs, summary, the
+ * issues, the variables, and the host's journal, log and parameters.
+ * `::add-mask::VALUE` is the runner's masking protocol: the runner consumes
+ * those lines and never shows them, so they are the one expected place.
+ */
+export function readablePlaces(bed: Bed, run: ActionRun): Record<string, string> {
+  const rotation = path.join(bed.sandbox.deployPath, '.rotation')
+  const read = (name: string): string =>
+    existsSync(path.join(rotation, name)) ? readFileSync(path.join(rotation, name), 'utf8') : ''
+  return {
+    stdout: run.stdout
+      .split('\n')
+      .filter((line) => !line.startsWith('::add-mask::'))
+      .join('\n'),
+    stderr: run.stderr,
+    outputs: JSON.stringify(run.outputs),
+    summary: run.summary,
+    issues: JSON.stringify(bed.github.issues),
+    variables: JSON.stringify([...bed.github.variables]),
+    journal: read('journal'),
+    'host.log': read('host.log'),
+    params: read('params')
+  }
+}
+
+/** Where a value, or any 20-character piece of one, appears. */
+export function leaks(values: string[], places: Record<string, string>): string[] {
+  const found = new Set<string>()
+  for (const value of values) {
+    for (let i = 0; i + 20 <= value.length; i++) {
+      const piece = value.slice(i, i + 20)
+      for (const [where, text] of Object.entries(places)) {
+        if (text.includes(piece)) found.add(`${where} holds a piece of a secret`)
+      }
+    }
+  }
+  return [...found]
 }
