@@ -47149,8 +47149,10 @@ class HostRotation {
                 const value = envValue(envText, key);
                 if (value === undefined)
                     problems.push(`${envPath} has no ${key}= line (keys: ${rotatedKeys.join(', ')})`);
-                else
+                else {
+                    mask(value);
                     oldValues[key] = value;
+                }
             }
         }
         const encryptionKey = envValue(envText, 'ENCRYPTION_KEY');
@@ -47174,7 +47176,6 @@ class HostRotation {
         }
         const postgresUser = c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox';
         const postgresDb = c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser;
-        const { createHash } = await import('node:crypto');
         const state = {
             facts,
             composeCommand: facts.composeCmd,
@@ -47288,9 +47289,8 @@ class HostRotation {
                 const summary = summarizeJournal(events);
                 if (summary.terminal || signal.aborted)
                     break;
-                if (result.code !== null && result.code !== 0) {
-                    throw new Error(`journal follower stopped: ${result.stderr.trim() || `exit ${result.code}`}`);
-                }
+                // Not terminal: a lost connection or a follower that stopped; retry with backoff.
+                throw new Error(`journal follower stopped: ${result.stderr.trim() || `exit ${result.code ?? 'none (connection lost)'}`}`);
             }
             catch (error) {
                 if (signal.aborted)
@@ -74730,8 +74730,6 @@ class Rotation {
         info(`SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`);
         this.host = new HostRotation(session, c, this.context.run, this.hostMode);
         this.hostState = await this.host.preflight(c.keys.map((k) => k.envKey), mask);
-        for (const value of Object.values(this.hostState.oldValues))
-            mask(value);
         const f = this.hostState.facts;
         info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);

@@ -196,7 +196,6 @@ export class Rotation {
       c.keys.map((k) => k.envKey),
       mask
     )
-    for (const value of Object.values(this.hostState.oldValues)) mask(value)
     const f = this.hostState.facts
     core.info(
       `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`

@@ -1,5 +1,6 @@
 // The host half of a rotation: preflight and lock, staging, the detached
 // sequence, and following its journal.
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Config } from '../config.js'
 import { servicesMissingPrevious } from './compose-check.js'
@@ -156,7 +157,10 @@ export class HostRotation {
         const value = envValue(envText, key)
         if (value === undefined)
           problems.push(`${envPath} has no ${key}= line (keys: ${rotatedKeys.join(', ')})`)
-        else oldValues[key] = value
+        else {
+          mask(value)
+          oldValues[key] = value
+        }
       }
     }
     const encryptionKey = envValue(envText, 'ENCRYPTION_KEY')
@@ -192,7 +196,6 @@ export class HostRotation {
     }
     const postgresUser = c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox'
     const postgresDb = c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser
-    const { createHash } = await import('node:crypto')
     const state: HostState = {
       facts,
       composeCommand: facts.composeCmd as string,
@@ -305,11 +308,10 @@ export class HostRotation {
         })
         const summary = summarizeJournal(events)
         if (summary.terminal || signal.aborted) break
-        if (result.code !== null && result.code !== 0) {
-          throw new Error(
-            `journal follower stopped: ${result.stderr.trim() || `exit ${result.code}`}`
-          )
-        }
+        // Not terminal: a lost connection or a follower that stopped; retry with backoff.
+        throw new Error(
+          `journal follower stopped: ${result.stderr.trim() || `exit ${result.code ?? 'none (connection lost)'}`}`
+        )
       } catch (error) {
         if (signal.aborted) break
         attempts += 1
