@@ -3,6 +3,9 @@
 
 export type Mode = 'immediate' | 'graceful' | 'retire-previous'
 
+/** targeted: restart only the services that receive a rotated key; all: the runbook's down/up. */
+export type Restart = 'targeted' | 'all'
+
 export interface RotatedKey {
   /** Key in the host's .env, e.g. JWT_SECRET. */
   envKey: string
@@ -51,6 +54,9 @@ export interface Config {
   healthUrl: string
   healthTimeoutSeconds: number
   mode: Mode
+  restart: Restart
+  /** Services that verify tokens and must receive <KEY>_PREVIOUS; empty: every service receiving a rotated key. */
+  gracefulServices: string[]
   dryRun: boolean
   recover: boolean
   reason: string
@@ -291,6 +297,20 @@ export function readConfig(read: InputReader): Config {
     )
   }
 
+  const restart = (read('restart').trim() || 'targeted') as Restart
+  if (!['targeted', 'all'].includes(restart)) {
+    throw new ConfigError('restart', `expected "targeted" or "all", got "${restart}"`)
+  }
+  const gracefulServices = splitList(read('graceful-services'))
+  for (const service of gracefulServices) {
+    if (!SERVICE_NAME.test(service)) {
+      throw new ConfigError('graceful-services', `"${service}" is not a compose service name`)
+    }
+  }
+  if (new Set(gracefulServices).size !== gracefulServices.length) {
+    throw new ConfigError('graceful-services', 'lists a service twice')
+  }
+
   const environments = splitList(read('environments'))
   for (const env of environments) {
     if (env.length > 255 || /[\0\r\n]/.test(env)) {
@@ -376,6 +396,8 @@ export function readConfig(read: InputReader): Config {
     healthUrl: url((n) => read(n) || 'http://localhost:3001/api/health/ping', 'health-url'),
     healthTimeoutSeconds: integer(read, 'health-timeout', 120, 5, 3600),
     mode,
+    restart,
+    gracefulServices,
     dryRun: bool(read, 'dry-run', false),
     recover: bool(read, 'recover', false),
     reason: reason(read),

@@ -1,6 +1,7 @@
 // What a run did, as the report renders it. Holds names, scopes, times and
 // verdicts, never a secret value.
-import type { Mode } from './config.js'
+import type { Mode, Restart } from './config.js'
+import type { ServiceTiming } from './host/service-times.js'
 
 export type Result = 'success' | 'rolled-back' | 'failed' | 'dry-run' | 'recovered'
 
@@ -59,6 +60,13 @@ export interface Outcome {
   hostResult?: string
   hostSteps: HostStep[]
   downtimeSeconds?: number
+  restart?: Restart
+  /** Services that receive a rotated key, and how (from compose config). */
+  restartTargets?: Array<{ service: string; why: string }>
+  /** Per service recreated by the host sequence: when it stopped and started. */
+  restartedServices?: ServiceTiming[]
+  /** First failed to first healthy probe of health-url (restart: targeted). */
+  apiDowntimeSeconds?: number
   backupPath?: string
   revokedRows?: number
   /** CI secrets now holding the new values. */

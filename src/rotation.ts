@@ -22,6 +22,7 @@ import {
   type RunIdentity
 } from './host/sequence.js'
 import { HostSession } from './host/ssh.js'
+import { describeTargets } from './host/targets.js'
 import type { HostStep, Outcome, SecretRef } from './outcome.js'
 import { generateSecret } from './secrets/generate.js'
 import { checkLogin } from './verify/login.js'
@@ -74,6 +75,7 @@ export class Rotation {
       changed: [],
       stateNow: 'nothing was changed',
       hostSteps: [],
+      ...(config.recover ? {} : { restart: config.restart }),
       updatedSecrets: [],
       restoredSecrets: [],
       unrestoredSecrets: [],
@@ -206,6 +208,18 @@ export class Rotation {
     core.info(
       `Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`
     )
+    const targets = this.hostState.targets
+    if (!c.recover && targets.length > 0) {
+      this.outcome.restartTargets = targets.map((t) => ({
+        service: t.service,
+        why: t.reasons.join('; ')
+      }))
+      core.info(
+        c.restart === 'targeted'
+          ? `Host: restart targeted: ${targets.length} service(s) receive a rotated key and will restart: ${describeTargets(targets)}; every other service keeps running`
+          : `Host: restart all (down / up of every service); the services that receive a rotated key: ${describeTargets(targets)}`
+      )
+    }
   }
 
   private async dryRun(): Promise<void> {
@@ -239,9 +253,20 @@ export class Rotation {
       health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
       'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
     }
-    for (const step of stepsFor(this.hostMode)) plan.push(`host: ${step}: ${commands[step]}`)
+    const targets = state.targets.map((t) => t.service).join(' ')
+    Object.assign(commands, {
+      prepare: `record the containers of every service${this.hostMode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
+      stop: `${compose} stop ${targets} (the services that receive a rotated key: ${describeTargets(state.targets)})`,
+      ...(c.restart === 'targeted' && this.hostMode === 'immediate'
+        ? {
+            revoke: `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`
+          }
+        : {})
+    })
+    for (const step of stepsFor(this.hostMode, c.restart))
+      plan.push(`host: ${step}: ${commands[step]}`)
     plan.push(
-      'on any failed step: restore the backup, up -d, health check; then write the old values back to the CI secrets'
+      `on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`
     )
     for (const line of plan) core.info(line)
     this.outcome.plan = plan
@@ -327,7 +352,7 @@ export class Rotation {
     const newEnv = this.newEnvText()
     await host.launch(newEnv, backupName)
     this.outcome.changed.push(
-      `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode).join(' → ')})`
+      `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`
     )
     core.info(`Host sequence started; following ${c.deployPath}/.rotation/journal`)
     const summary = await host.follow(
@@ -392,6 +417,14 @@ export class Rotation {
     }))
     this.outcome.hostResult = summary.result
     this.outcome.downtimeSeconds = summary.downtimeSeconds
+    if (summary.services) this.outcome.restartedServices = summary.services
+    if (summary.apiDowntimeSeconds !== undefined)
+      this.outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds
+    const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service)
+    if (unexpected.length > 0)
+      core.warning(
+        `compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`
+      )
     if (summary.backupPath) this.outcome.backupPath = summary.backupPath
     const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok')
     const rows = /rows=(\d+)/.exec(revoke?.detail ?? '')

@@ -62,6 +62,8 @@ describe('readConfig', () => {
     expect(config.healthUrl).toBe('http://localhost:3001/api/health/ping')
     expect(config.healthTimeoutSeconds).toBe(120)
     expect(config.mode).toBe('immediate')
+    expect(config.restart).toBe('targeted')
+    expect(config.gracefulServices).toEqual([])
     expect(config.dryRun).toBe(false)
     expect(config.recover).toBe(false)
     expect(config.reason).toBe('routine')
@@ -126,6 +128,9 @@ describe('readConfig', () => {
     [{ 'health-timeout': '1' }, 'health-timeout', /5 to 3600/],
     [{ 'backup-retention': '0' }, 'backup-retention', /1 to 100/],
     [{ mode: 'fast' }, 'mode', /immediate/],
+    [{ restart: 'some' }, 'restart', /"targeted" or "all", got "some"/],
+    [{ 'graceful-services': 'backend,back end' }, 'graceful-services', /service name/],
+    [{ 'graceful-services': 'backend,backend' }, 'graceful-services', /twice/],
     [{ 'dry-run': 'maybe' }, 'dry-run', /true.*false/],
     [{ 'admin-credentials': '{"email":"a@b"}' }, 'admin-credentials', /email.*password/],
     [{ 'user-credentials': 'email=a@b password=x' }, 'user-credentials', /not valid JSON/],
@@ -152,6 +157,12 @@ describe('readConfig', () => {
     expect(error.input).toBe(input)
     expect(error.message).toContain(`Input "${input}"`)
     expect(error.message).toMatch(message)
+  })
+
+  it('reads restart and graceful-services', () => {
+    const config = readConfig(inputs({ restart: 'all', 'graceful-services': 'backend,\nworker' }))
+    expect(config.restart).toBe('all')
+    expect(config.gracefulServices).toEqual(['backend', 'worker'])
   })
 
   it('never echoes a credential in its error', () => {

@@ -55,6 +55,22 @@ describe('steps per mode', () => {
   })
   it('recover restores then starts', () => {
     expect(stepsFor('recover')).toEqual(['recover-restore', 'up', 'health'])
+    expect(stepsFor('recover', 'targeted')).toEqual(['recover-restore', 'up', 'health'])
+  })
+  it('targeted immediate stops only the targets and never stops the database', () => {
+    const steps = stepsFor('immediate', 'targeted')
+    expect(steps).toEqual(['prepare', 'backup', 'stop', 'swap', 'revoke', 'up', 'health'])
+    // Nothing that reads a rotated key runs between the swap and the revoke.
+    expect(steps.slice(steps.indexOf('swap'), steps.indexOf('revoke') + 1)).toEqual([
+      'swap',
+      'revoke'
+    ])
+    expect(stepsFor('immediate', 'all')).toEqual(stepsFor('immediate'))
+  })
+  it('targeted graceful and retire record the containers first', () => {
+    for (const mode of ['graceful', 'retire-previous'] as const) {
+      expect(stepsFor(mode, 'targeted')).toEqual(['prepare', 'backup', 'swap', 'up', 'health'])
+    }
   })
 })
 

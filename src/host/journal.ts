@@ -8,6 +8,8 @@
 // (status ok|fail), info, rollback-start (detail = the failed step) and
 // result (status = the outcome). Unknown event names are kept (forward
 // compatible); lines that do not have this shape are skipped and counted.
+// `service` and `api` events (restart: targeted) are read by service-times.ts.
+import { serviceTimes, type ServiceTimes } from './service-times.js'
 
 export interface JournalEvent {
   at: number
@@ -95,7 +97,7 @@ export interface StepRecord {
   infos: string[]
 }
 
-export interface JournalSummary {
+export interface JournalSummary extends Partial<ServiceTimes> {
   mode?: string
   startedAt?: number
   steps: StepRecord[]
@@ -109,7 +111,7 @@ export interface JournalSummary {
   terminal: boolean
   /** The step that failed first (the rollback's cause when there was one). */
   failedStep?: string
-  /** From the start of `down` (else of `up`) to the first healthy check, 0.1 s precision. */
+  /** From the start of `down` or `stop` (else of `up`) to the first healthy check, 0.1 s precision. */
   downtimeSeconds?: number
   /** `path=` of the backup step's end. */
   backupPath?: string
@@ -160,7 +162,7 @@ export function summarizeJournal(events: JournalEvent[]): JournalSummary {
           ...(e.detail !== undefined ? { detail: e.detail } : {}),
           infos: []
         })
-        if (e.step === 'down' && downFrom === undefined) downFrom = e.at
+        if ((e.step === 'down' || e.step === 'stop') && downFrom === undefined) downFrom = e.at
         if (e.step === 'up' && upFrom === undefined) upFrom = e.at
         break
       }
@@ -212,6 +214,9 @@ export function summarizeJournal(events: JournalEvent[]): JournalSummary {
   }
 
   if (summary.rollbackOf !== undefined) summary.failedStep = summary.rollbackOf
+  const times = serviceTimes(events)
+  if (times.services.length > 0) summary.services = times.services
+  if (times.apiDowntimeSeconds !== undefined) summary.apiDowntimeSeconds = times.apiDowntimeSeconds
   const from = downFrom ?? upFrom
   if (from !== undefined && healthyAt !== undefined && healthyAt >= from) {
     summary.downtimeSeconds = Math.round((healthyAt - from) / 100) / 10

@@ -1,17 +1,22 @@
 // Pure parts of the host sequence: which steps a mode runs, how parameters
 // reach the host script, and what its preflight report means.
-import type { Config, Mode } from '../config.js'
+import type { Config, Mode, Restart } from '../config.js'
 
 export type HostMode = Mode | 'recover'
 
-export function stepsFor(mode: HostMode): string[] {
+export function stepsFor(mode: HostMode, restart: Restart = 'all'): string[] {
   switch (mode) {
     case 'immediate':
-      return ['backup', 'down', 'swap', 'up-postgres', 'wait-postgres', 'revoke', 'up', 'health']
+      return restart === 'targeted'
+        ? // Stop only the services that receive a rotated key; PostgreSQL keeps running.
+          ['prepare', 'backup', 'stop', 'swap', 'revoke', 'up', 'health']
+        : ['backup', 'down', 'swap', 'up-postgres', 'wait-postgres', 'revoke', 'up', 'health']
     case 'graceful':
     case 'retire-previous':
       // No `down`: `up -d` recreates exactly the services whose environment changed.
-      return ['backup', 'swap', 'up', 'health']
+      return restart === 'targeted'
+        ? ['prepare', 'backup', 'swap', 'up', 'health']
+        : ['backup', 'swap', 'up', 'health']
     case 'recover':
       return ['recover-restore', 'up', 'health']
   }

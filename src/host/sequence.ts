@@ -3,7 +3,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Config } from '../config.js'
-import { servicesMissingPrevious } from './compose-check.js'
 import { envValue, parseEnv } from './dotenv.js'
 import {
   JournalReader,
@@ -21,6 +20,8 @@ import {
   type HostMode
 } from './plan.js'
 import type { HostSession } from './ssh.js'
+import { resolveTargets } from './resolve-targets.js'
+import type { ServiceKeys } from './targets.js'
 
 let scriptText: string | undefined
 
@@ -52,6 +53,8 @@ export interface HostState {
   postgresDb: string
   /** Absolute path of the .env file. */
   envPath: string
+  /** Services that receive a rotated key (restart: targeted stops and recreates only these). */
+  targets: ServiceKeys[]
 }
 
 export type FollowResult = JournalSummary & { followError?: string }
@@ -169,20 +172,25 @@ export class HostRotation {
         `${envPath} has no non-empty ENCRYPTION_KEY: CloudBox then encrypts 2FA secrets and the SMTP password with JWT_SECRET, so rotating it would make that data unreadable. Set ENCRYPTION_KEY first (it needs data re-encryption), then rotate`
       )
     }
-    if (this.mode === 'graceful' && facts.composeFile === 'ok') {
-      const compose = (await this.session.readFile(`${c.deployPath}/${c.composeFile}`)).toString(
-        'utf8'
+    let targets: ServiceKeys[] = []
+    if (
+      this.mode !== 'recover' &&
+      facts.lock === 'taken' &&
+      facts.composeFile === 'ok' &&
+      facts.composeCmd !== undefined &&
+      facts.composeCmd !== 'none' &&
+      facts.composeConfigError === undefined
+    ) {
+      const resolved = await resolveTargets(
+        this.session,
+        c,
+        envText,
+        rotatedKeys,
+        (command, extra) =>
+          this.script(command, { COMPOSE_CMD: facts.composeCmd as string, ...extra })
       )
-      const missing = servicesMissingPrevious(compose, rotatedKeys)
-      if (missing.length > 0) {
-        problems.push(
-          `mode graceful needs the services to receive <KEY>_PREVIOUS, but ${c.composeFile} does not pass ${missing
-            .map((m) => `${m.key}_PREVIOUS to ${m.service}`)
-            .join(
-              ', '
-            )}. Add e.g. "${missing[0].key}_PREVIOUS: \${${missing[0].key}_PREVIOUS:-}" under each service's environment: (docs/DUAL-SECRET.md), or use mode immediate`
-        )
-      }
+      problems.push(...resolved.problems)
+      targets = resolved.targets
     }
     if (this.mode === 'retire-previous') {
       const present = rotatedKeys.filter(
@@ -205,7 +213,8 @@ export class HostRotation {
       oldValues,
       postgresUser,
       postgresDb,
-      envPath
+      envPath,
+      targets
     }
     return { problems, state }
   }
@@ -234,8 +243,11 @@ export class HostRotation {
       HEALTH_URL: c.healthUrl,
       HEALTH_TIMEOUT: c.healthTimeoutSeconds,
       HTTP_CLIENT: state.facts.httpClient ?? 'curl',
-      STEPS: stepsFor(this.mode).join(' '),
+      STEPS: stepsFor(this.mode, c.restart).join(' '),
       MODE: this.mode,
+      RESTART: c.restart,
+      TARGETS: state.targets.map((t) => t.service).join(' '),
+      HEALTH_INTERVAL: '0.1',
       BACKUP_PATH: backupPath,
       BACKUP_RETENTION: c.backupRetention,
       ENV_SHA256: state.envSha256,

@@ -2,6 +2,7 @@
 // Outcome holds (names, scopes, times, verdicts), never a secret value.
 import type { LoginCheck, Outcome, SecretRef } from '../outcome.js'
 import { checklist, renderChecklist } from './checklist.js'
+import { renderRestartedServices } from './services.js'
 import { alert, code, fenced, inline, link, paragraphLines, seconds, table } from './markdown.js'
 
 /** Log lines shown at most in the body. */
@@ -116,8 +117,11 @@ export function renderFacts(o: Outcome): string {
     ['Result', `**${inline(o.result)}**`]
   ]
   if (o.hostResult) rows.push(['Host sequence', inline(o.hostResult)])
+  if (o.restart) rows.push(['Restart', inline(o.restart)])
+  const api = seconds(o.apiDowntimeSeconds)
   rows.push(
     ['Downtime', downtime !== undefined ? `${downtime} s` : 'n/a'],
+    ...(api !== undefined ? [['API downtime', `${api} s`]] : []),
     ['Backup', o.backupPath ? code(o.backupPath) : 'n/a'],
     ['Revoked refresh tokens', revokedText(o)]
   )
@@ -258,6 +262,7 @@ export function renderSections(o: Outcome): string[] {
     renderFacts(o),
     renderPlan(o),
     renderHostSteps(o),
+    renderRestartedServices(o),
     renderSecrets(o),
     renderVerification(o),
     renderRetireNote(o),
