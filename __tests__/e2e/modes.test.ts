@@ -130,7 +130,9 @@ describe('graceful', () => {
     expect(calls.filter((c) => /^down\b/.test(c))).toEqual([])
     expect(calls.filter((c) => /^exec -T postgres psql/.test(c))).toEqual([])
     expect(calls).toContain('up -d')
-    expect(journalSteps()).toEqual(['backup', 'swap', 'up', 'health'].map((s) => `${s}:ok`))
+    expect(journalSteps()).toEqual(
+      ['prepare', 'backup', 'swap', 'up', 'health'].map((s) => `${s}:ok`)
+    )
     expect(journalOf(sandbox)).toMatch(/\tresult\t-\tsuccess\t/)
     expect(await postgresContainer()).toBe(postgresBefore)
 
@@ -239,7 +241,9 @@ describe('retire-previous', () => {
 
     // Services recreated without down; the old secret is no longer accepted.
     expect(composeCalls().filter((c) => /^down\b/.test(c))).toEqual([])
-    expect(journalSteps()).toEqual(['backup', 'swap', 'up', 'health'].map((s) => `${s}:ok`))
+    expect(journalSteps()).toEqual(
+      ['prepare', 'backup', 'swap', 'up', 'health'].map((s) => `${s}:ok`)
+    )
     expect((await sandbox.http('GET', '/api/users/me', { token: session.access })).status).toBe(401)
     expect((await sandbox.http('GET', '/api/health/ping')).status).toBe(200)
 
@@ -311,7 +315,7 @@ describe('recover', () => {
       }
     }
     // The host dies right after `down`: the sequence and everything it started.
-    const interrupted = bed.rotate({})
+    const interrupted = bed.rotate({ restart: 'all' })
     await waitFor('the down step', downDone)
     const pid = Number(readFileSync(path.join(rotationDir(), 'lock', 'pid'), 'utf8').trim())
     expect(pid).toBeGreaterThan(1)

@@ -33,7 +33,8 @@ describe('immediate rotation', () => {
     const beforeLogin = await login(sandbox, sandbox.user)
 
     // compose-command auto finds docker-compose on the host.
-    const run = await bed.rotate({ 'compose-command': 'auto' })
+    // restart: all is the runbook's literal sequence (targeted: targeted.test.ts).
+    const run = await bed.rotate({ 'compose-command': 'auto', restart: 'all' })
     expectResult(run, 'success')
     expect(run.stdout).toContain('Host: docker-compose (docker-compose version 1.29.2')
     expect(run.code).toBe(0)
@@ -132,7 +133,7 @@ describe('immediate rotation', () => {
   })
 })
 
-describe('a fault at each host step rolls back', () => {
+describe('a fault at each host step rolls back (restart: all)', () => {
   const cases: Array<[string, ComposeFault[] | null, Record<string, string>]> = [
     ['down', [{ match: '^down', action: 'fail' }], {}],
     // The staged .env disappears after `down`: the swap itself fails.
@@ -156,7 +157,7 @@ describe('a fault at each host step rolls back', () => {
       )
     }
 
-    const run = await bed.rotate(overrides)
+    const run = await bed.rotate({ restart: 'all', ...overrides })
     expectResult(run, 'rolled-back')
     expect(run.code).not.toBe(0)
 

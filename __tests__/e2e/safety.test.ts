@@ -61,7 +61,10 @@ describe('a cancelled or killed action', () => {
   it('SIGKILL right after down: the host finishes by itself and the next run works', async () => {
     await seedCiSecrets(bed)
     const envBefore = (await bed.sandbox.readEnvFile()).toString('utf8')
-    const run = await bed.rotate({}, { signalWhen: { pattern: /✔ down/, signal: 'SIGKILL' } })
+    const run = await bed.rotate(
+      { restart: 'all' },
+      { signalWhen: { pattern: /✔ down/, signal: 'SIGKILL' } }
+    )
     expect(run.signal).toBe('SIGKILL')
     await waitFor('the host sequence to finish', terminal)
     expect(journalOf(bed.sandbox)).toMatch(/\tresult\t-\tsuccess\t/)
@@ -81,7 +84,7 @@ describe('a cancelled or killed action', () => {
   it('SIGTERM (cancel) while the host runs: the action exits, the host completes', async () => {
     await bed.sandbox.setComposeFaults([{ match: '^up -d$', action: 'slow', seconds: 3 }])
     const run = await bed.rotate(
-      {},
+      { restart: 'all' },
       { signalWhen: { pattern: /▶ up-postgres/, signal: 'SIGTERM' } }
     )
     expectResult(run, 'failed')
@@ -98,7 +101,7 @@ describe('locking', () => {
     await bed.sandbox.setComposeFaults([{ match: '^down', action: 'slow', seconds: 4 }])
     let firstStarted = false
     const first = bed.rotate(
-      { 'admin-credentials': '', 'user-credentials': '' },
+      { 'admin-credentials': '', 'user-credentials': '', restart: 'all' },
       { onStdout: (text) => (firstStarted ||= /Host sequence started/.test(text)) }
     )
     await waitFor('the first run to start its host sequence', () => firstStarted)
@@ -219,7 +222,7 @@ describe('dry run', () => {
     const envBefore = await bed.sandbox.readEnvFile()
     const issuesBefore = bed.github.issues.length
     const writesBefore = bed.github.secretWrites.length
-    const run = await bed.rotate({ 'dry-run': 'true' })
+    const run = await bed.rotate({ 'dry-run': 'true', restart: 'all' })
     expectResult(run, 'dry-run')
     expect(run.code).toBe(0)
     expect(run.stdout).toMatch(/host: down: \S+ -f docker-compose\.prod\.yml down/)
