@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startSandbox, type Sandbox } from '../sandbox/index.js'
+import { runCommand, startSandbox, type Sandbox } from '../sandbox/index.js'
 import { runAction, sandboxInputs, startSandboxGitHub } from '../sandbox/run-action.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -57,12 +57,9 @@ until curl -fs -o /dev/null -m 5 '${sandbox.urls.health}'; do sleep 0.02; done
 `
 }
 
-function runPlain(sandbox: Sandbox): number {
-  return Number(overSsh(sandbox, plainScript(sandbox)).trim().split('\n').at(-1)) / 1000
-}
-
-function overSsh(sandbox: Sandbox, script: string): string {
-  return execFileSync(
+/** Runs a script over SSH without blocking the event loop (the prober keeps running). */
+async function overSsh(sandbox: Sandbox, script: string): Promise<string> {
+  const r = await runCommand(
     'ssh',
     [
       '-F',
@@ -80,8 +77,10 @@ function overSsh(sandbox: Sandbox, script: string): string {
       `${sandbox.ssh.user}@${sandbox.ssh.host}`,
       'sh -s'
     ],
-    { input: script, encoding: 'utf8' }
+    { input: script }
   )
+  if (r.code !== 0) throw new Error(`ssh script failed (${r.code}): ${r.stderr}`)
+  return r.stdout
 }
 
 /** Polls the app every 20 ms; records its first failed answer and its first 200 after that. */
@@ -189,14 +188,14 @@ async function rotation(restart: 'targeted' | 'all') {
 async function runbook(): Promise<number> {
   await sandbox.reset()
   const prober = probe(sandbox.urls.health)
-  runPlain(sandbox)
+  await overSsh(sandbox, plainScript(sandbox))
   return downtime(await prober.stop(), 'runbook script')
 }
 
 async function floor(): Promise<number> {
   await sandbox.reset()
   const prober = probe(sandbox.urls.health)
-  const t0 = Number(overSsh(sandbox, floorScript(sandbox)).trim().split('\n')[0])
+  const t0 = Number((await overSsh(sandbox, floorScript(sandbox))).trim().split('\n')[0])
   const seen = await prober.stop()
   if (seen.backAt === undefined) throw new Error('floor: the prober saw no healthy answer')
   return (seen.backAt - t0) / 1000

@@ -257,6 +257,9 @@ export class Rotation {
     Object.assign(commands, {
       prepare: `record the containers of every service${this.hostMode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
       stop: `${compose} stop ${targets} (the services that receive a rotated key: ${describeTargets(state.targets)})`,
+      ...(c.restart === 'targeted' && this.hostMode !== 'recover'
+        ? { up: `${compose} up -d ${targets} (nothing else is recreated)` }
+        : {}),
       ...(c.restart === 'targeted' && this.hostMode === 'immediate'
         ? {
             revoke: `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`

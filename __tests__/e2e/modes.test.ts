@@ -129,7 +129,7 @@ describe('graceful', () => {
     const calls = composeCalls()
     expect(calls.filter((c) => /^down\b/.test(c))).toEqual([])
     expect(calls.filter((c) => /^exec -T postgres psql/.test(c))).toEqual([])
-    expect(calls).toContain('up -d')
+    expect(calls).toContain('up -d backend worker')
     expect(journalSteps()).toEqual(
       ['prepare', 'backup', 'swap', 'up', 'health'].map((s) => `${s}:ok`)
     )

@@ -102,7 +102,7 @@ describe('restart: targeted, immediate', () => {
     const calls = composeCalls()
     expect(calls.filter((c) => /^(down|stop|up|exec|restart|rm)\b/.test(c))).toEqual([
       'stop backend worker',
-      'up -d'
+      'up -d backend worker'
     ])
     expect(await postmasterStart()).toBe(postmaster)
     const after = await containers()
@@ -196,7 +196,7 @@ describe('restart: targeted, graceful', () => {
       ['prepare', 'backup', 'swap', 'up', 'health'].map((s) => `${s}:ok`)
     )
     expect(composeCalls().filter((c) => /^(down|stop|up|exec|restart|rm)\b/.test(c))).toEqual([
-      'up -d'
+      'up -d backend worker'
     ])
     expect(await postmasterStart()).toBe(postmaster)
     const after = await containers()
@@ -230,7 +230,7 @@ describe('restart: targeted, a fault at each step', () => {
       {}
     ],
     ['revoke', null, { 'revoke-sql': 'DELETE FROM no_such_table;' }],
-    ['up', [{ match: '^up -d$', action: 'fail', times: 1 }], {}],
+    ['up', [{ match: '^up -d backend worker$', action: 'fail', times: 1 }], {}],
     ['health', null, { 'health-timeout': '8' }]
   ]
 

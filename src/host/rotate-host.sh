@@ -386,8 +386,21 @@ prepare_targets() {
       return 1
     }
   fi
+  TARGETS=$(present_targets)
+  [ -n "$TARGETS" ] || {
+    STEP_DETAIL='none of the services that receive a rotated key has a container'
+    return 1
+  }
   start_api_watch
-  STEP_DETAIL="services=$(printf '%s' "$TARGETS" | tr ' ' ',')"
+  STEP_DETAIL="services=$(printf '%s' "${TARGETS% }" | tr ' ' ',')"
+}
+
+# The targets that had a container before the run: one never started (an
+# inactive profile, a one-shot job) is not started by the rotation either.
+present_targets() {
+  for svc in $TARGETS; do
+    [ -n "$(container_of "$svc" "$ROT/containers.before")" ] && printf '%s ' "$svc"
+  done
 }
 
 # shellcheck disable=SC2086
@@ -399,7 +412,7 @@ stop_targets() {
   [ -n "${ids# }" ] && {
     bounded docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.State.FinishedAt}}' $ids >"$ROT/stopped.times" 2>/dev/null &
   }
-  STEP_DETAIL="services=$(printf '%s' "$TARGETS" | tr ' ' ',')"
+  STEP_DETAIL="services=$(printf '%s' "${TARGETS% }" | tr ' ' ',')"
 }
 
 # The revoke through the database's known container: no compose start-up.
@@ -427,6 +440,13 @@ record_services() {
   done <"$ROT/containers.after"
   rm -f "$ROT/stopped.times"
   return 0
+}
+
+# restart: targeted recreates only the targets (compose still checks their
+# dependencies); record_services then names anything else that was recreated.
+# shellcheck disable=SC2086
+up_step() {
+  if [ "${RESTART:-all}" = targeted ]; then compose up -d $TARGETS; else compose up -d; fi
 }
 
 # Rollback's first step with restart: targeted: stop the same services.
@@ -549,7 +569,7 @@ do_step() {
     up-postgres) compose up -d "$POSTGRES_SERVICE" ;;
     wait-postgres) wait_postgres ;;
     revoke) if [ "${RESTART:-all}" = targeted ]; then revoke_direct; else revoke; fi ;;
-    up) compose up -d ;;
+    up) up_step ;;
     health) health_loop health && { [ "${RESTART:-all}" != targeted ] || record_services; } ;;
     *)
       STEP_DETAIL="unknown step $1"

@@ -16,7 +16,8 @@ import { isMap, isPair, isScalar, parse, parseDocument, visit } from 'yaml'
 import { parseEnv, setEnvValues } from './dotenv.js'
 
 const MARKER = /ROTATIONMARKER\d+X/g
-const SECRET_LOOKING = /SECRET|KEY|PASSWORD|PASS|TOKEN|DSN|CREDENTIAL/i
+// URLs too: a DATABASE_URL holds a password.
+const SECRET_LOOKING = /SECRET|KEY|PASSWORD|PASS|TOKEN|DSN|CREDENTIAL|URL|URI/i
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 export interface MarkerEnv {
