@@ -258,7 +258,7 @@ export function targetProblems(
   if (missing.length > 0) {
     const first = missing[0]
     problems.push(
-      `mode graceful needs the services that verify tokens to receive <KEY>_PREVIOUS, but ${config.composeFile} does not pass ${missing
+      `mode graceful needs the services to receive <KEY>_PREVIOUS, but ${config.composeFile} does not pass ${missing
         .map(
           (m) =>
             `${m.key}_PREVIOUS to ${m.service}${m.t.otherEnvFile ? ' (its env_file: is not ' + config.envFile + ')' : ''}`
