@@ -84,6 +84,12 @@ describe('## Services restarted', () => {
     expect(text).toContain('API downtime (first failed to first healthy probe): 3.3 s.')
   })
 
+  it('restart: all restarts every service and names the ones that receive a key', () => {
+    expect(renderRestartedServices({ ...outcome, restart: 'all' } as Outcome)).toBe(
+      '## Services restarted (restart: all)\n\nEvery service (`down` / `up -d`). The ones that receive a rotated key: `backend` (environment JWT_SECRET, JWT_REFRESH_SECRET), `worker` (environment JWT_SECRET).'
+    )
+  })
+
   it('is absent for recover runs and before preflight found targets', () => {
     expect(renderRestartedServices({ ...outcome, restart: undefined } as Outcome)).toBeUndefined()
     expect(renderRestartedServices({ ...outcome, restartTargets: [] } as Outcome)).toBeUndefined()

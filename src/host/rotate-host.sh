@@ -308,7 +308,8 @@ resolve_config() {
   # Only what compose needs: a variable exported in this shell would override the markers.
   # shellcheck disable=SC2086
   env -i PATH="$PATH" HOME="${HOME:-/}" DOCKER_HOST="${DOCKER_HOST:-}" $bound $COMPOSE_CMD \
-    -f "$ROT/targets.yml" --project-directory . --env-file "$ROT/targets.env" config 2>"$ROT/targets.err"
+    -f "$ROT/targets.yml" --project-directory "$(dirname "$COMPOSE_FILE")" --env-file "$ROT/targets.env" \
+    config 2>"$ROT/targets.err"
   status=$?
   [ "$status" = 0 ] || head -c 300 "$ROT/targets.err" >&2
   rm -f "$ROT/targets.yml" "$ROT/targets.env" "$ROT/targets.err"

@@ -10,6 +10,13 @@ function clock(ms: number | undefined): string {
 export function renderRestartedServices(o: Outcome): string | undefined {
   if (o.restart === undefined || (o.restartTargets ?? []).length === 0) return undefined
   const heading = `## Services restarted (restart: ${o.restart})`
+  if (o.restart === 'all') {
+    return `${heading}\n\nEvery service (\`down\` / \`up -d\`). The ones that receive a rotated key: ${(
+      o.restartTargets ?? []
+    )
+      .map((t) => `${code(t.service)} (${inline(t.why)})`)
+      .join(', ')}.`
+  }
   const timings = new Map((o.restartedServices ?? []).map((s) => [s.service, s]))
   const rows = (o.restartTargets ?? []).map((t) => {
     const s = timings.get(t.service)
