@@ -571,7 +571,7 @@ do_step() {
     wait-postgres) wait_postgres ;;
     revoke) if [ "${RESTART:-all}" = targeted ]; then revoke_direct; else revoke; fi ;;
     up) up_step ;;
-    health) health_loop health && { [ "${RESTART:-all}" != targeted ] || record_services; } ;;
+    health) health_loop health ;;
     *)
       STEP_DETAIL="unknown step $1"
       return 1
@@ -647,6 +647,8 @@ run() {
     }
   done
   if [ -z "$failed" ]; then
+    # After the healthy check, so it is not counted in the downtime.
+    [ "${RESTART:-all}" = targeted ] && record_services >>"$ROT/host.log" 2>&1
     case $MODE in
       recover) finish recovered ;;
       *) finish success ;;
