@@ -22,7 +22,7 @@ import {
   type RunIdentity
 } from './host/sequence.js'
 import { HostSession } from './host/ssh.js'
-import { describeTargets } from './host/targets.js'
+import { restartLine, targetedCommands } from './host/targeted-plan.js'
 import type { HostStep, Outcome, SecretRef } from './outcome.js'
 import { generateSecret } from './secrets/generate.js'
 import { checkLogin } from './verify/login.js'
@@ -214,11 +214,7 @@ export class Rotation {
         service: t.service,
         why: t.reasons.join('; ')
       }))
-      core.info(
-        c.restart === 'targeted'
-          ? `Host: restart targeted: ${targets.length} service(s) receive a rotated key and will restart: ${describeTargets(targets)}; every other service keeps running`
-          : `Host: restart all (down / up of every service); the services that receive a rotated key: ${describeTargets(targets)}`
-      )
+      core.info(restartLine(c.restart, targets))
     }
   }
 
@@ -254,18 +250,13 @@ export class Rotation {
       'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
     }
     const targets = state.targets.map((t) => t.service).join(' ')
-    Object.assign(commands, {
-      prepare: `record the containers of every service${this.hostMode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
-      stop: `${compose} stop ${targets} (the services that receive a rotated key: ${describeTargets(state.targets)})`,
-      ...(c.restart === 'targeted' && this.hostMode !== 'recover'
-        ? { up: `${compose} up -d ${targets} (nothing else is recreated)` }
-        : {}),
-      ...(c.restart === 'targeted' && this.hostMode === 'immediate'
-        ? {
-            revoke: `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`
-          }
-        : {})
-    })
+    Object.assign(
+      commands,
+      targetedCommands(c, this.hostMode, compose, state.targets, {
+        user: state.postgresUser,
+        db: state.postgresDb
+      })
+    )
     for (const step of stepsFor(this.hostMode, c.restart))
       plan.push(`host: ${step}: ${commands[step]}`)
     plan.push(
