@@ -68,7 +68,8 @@ describe('## Services restarted', () => {
       { service: 'worker', why: 'environment JWT_SECRET' }
     ],
     restartedServices: serviceTimes(parseJournal(JOURNAL)).services,
-    apiDowntimeSeconds: 3.3
+    apiDowntimeSeconds: 3.3,
+    hostSteps: []
   } as unknown as Outcome
 
   it('lists each restarted service with why, when it stopped and started', () => {
@@ -82,6 +83,17 @@ describe('## Services restarted', () => {
     )
     expect(text).toMatch(/\| `frontend` \| not a target: recreated by compose/)
     expect(text).toContain('API downtime (first failed to first healthy probe): 3.3 s.')
+  })
+
+  it('says when the prober saw no downtime (graceful)', () => {
+    const graceful = {
+      ...outcome,
+      apiDowntimeSeconds: undefined,
+      hostSteps: [{ name: 'prepare', status: 'ok' }]
+    } as unknown as Outcome
+    expect(renderRestartedServices(graceful)).toContain(
+      'API downtime: none seen by the host prober (every 0.1 s).'
+    )
   })
 
   it('restart: all restarts every service and names the ones that receive a key', () => {

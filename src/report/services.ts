@@ -42,5 +42,7 @@ export function renderRestartedServices(o: Outcome): string | undefined {
   ]
   const api = seconds(o.apiDowntimeSeconds)
   if (api !== undefined) lines.push(`API downtime (first failed to first healthy probe): ${api} s.`)
+  else if (o.hostSteps.some((step) => step.name === 'prepare' && step.status === 'ok'))
+    lines.push('API downtime: none seen by the host prober (every 0.1 s).')
   return lines.join('\n\n')
 }
