@@ -10,7 +10,7 @@ import * as require$$0 from 'crypto';
 import require$$0__default from 'crypto';
 import * as fs from 'fs';
 import fs__default, { promises, constants as constants$6, existsSync, readFileSync } from 'fs';
-import path from 'path';
+import path$1 from 'path';
 import http from 'http';
 import https from 'https';
 import require$$0$9 from 'net';
@@ -41,6 +41,7 @@ import child from 'child_process';
 import 'timers';
 import { createHash, createHmac, timingSafeEqual, randomBytes } from 'node:crypto';
 import { readFileSync as readFileSync$1 } from 'node:fs';
+import path from 'node:path';
 import require$$0$7 from 'process';
 import require$$0$8 from 'buffer';
 import require$$1$6 from 'stream';
@@ -29329,6 +29330,19 @@ function readConfig(read) {
     if (!['immediate', 'graceful', 'retire-previous'].includes(mode)) {
         throw new ConfigError('mode', `expected "immediate", "graceful" or "retire-previous", got "${mode}"`);
     }
+    const restart = (read('restart').trim() || 'targeted');
+    if (!['targeted', 'all'].includes(restart)) {
+        throw new ConfigError('restart', `expected "targeted" or "all", got "${restart}"`);
+    }
+    const gracefulServices = splitList(read('graceful-services'));
+    for (const service of gracefulServices) {
+        if (!SERVICE_NAME.test(service)) {
+            throw new ConfigError('graceful-services', `"${service}" is not a compose service name`);
+        }
+    }
+    if (new Set(gracefulServices).size !== gracefulServices.length) {
+        throw new ConfigError('graceful-services', 'lists a service twice');
+    }
     const environments = splitList(read('environments'));
     for (const env of environments) {
         if (env.length > 255 || /[\0\r\n]/.test(env)) {
@@ -29398,6 +29412,8 @@ function readConfig(read) {
         healthUrl: url((n) => read(n) || 'http://localhost:3001/api/health/ping', 'health-url'),
         healthTimeoutSeconds: integer(read, 'health-timeout', 120, 5, 3600),
         mode,
+        restart,
+        gracefulServices,
         dryRun: bool$2(read, 'dry-run', false),
         recover: bool$2(read, 'recover', false),
         reason: reason(read),
@@ -37253,6 +37269,49 @@ function renderChecklist(items) {
         .join('\n');
 }
 
+function clock(ms) {
+    return ms === undefined ? '—' : new Date(ms).toISOString().slice(11, 23);
+}
+function renderRestartedServices(o) {
+    if (o.restart === undefined || (o.restartTargets ?? []).length === 0)
+        return undefined;
+    const heading = `## Services restarted (restart: ${o.restart})`;
+    if (o.restart === 'all') {
+        return `${heading}\n\nEvery service (\`down\` / \`up -d\`). The ones that receive a rotated key: ${(o.restartTargets ?? [])
+            .map((t) => `${code(t.service)} (${inline(t.why)})`)
+            .join(', ')}.`;
+    }
+    const timings = new Map((o.restartedServices ?? []).map((s) => [s.service, s]));
+    const rows = (o.restartTargets ?? []).map((t) => {
+        const s = timings.get(t.service);
+        const down = s?.stoppedAt !== undefined && s.startedAt !== undefined && s.startedAt >= s.stoppedAt
+            ? `${seconds((s.startedAt - s.stoppedAt) / 1000)} s`
+            : '—';
+        return [code(t.service), inline(t.why), clock(s?.stoppedAt), clock(s?.startedAt), down];
+    });
+    for (const s of o.restartedServices ?? []) {
+        if (s.target)
+            continue;
+        rows.push([
+            code(s.service),
+            'not a target: recreated by compose (its configuration changed)',
+            clock(s.stoppedAt),
+            clock(s.startedAt),
+            '—'
+        ]);
+    }
+    const lines = [
+        heading,
+        table(['Service', 'Why', 'Stopped (UTC)', 'Started (UTC)', 'Stopped → started'], rows)
+    ];
+    const api = seconds(o.apiDowntimeSeconds);
+    if (api !== undefined)
+        lines.push(`API downtime (first failed to first healthy probe): ${api} s.`);
+    else if (o.hostSteps.some((step) => step.name === 'prepare' && step.status === 'ok'))
+        lines.push('API downtime: none seen by the host prober (every 0.1 s).');
+    return lines.join('\n\n');
+}
+
 /** Log lines shown at most in the body. */
 const MAX_LOG_SAMPLES = 5;
 function validDate(iso) {
@@ -37352,7 +37411,10 @@ function renderFacts(o) {
     ];
     if (o.hostResult)
         rows.push(['Host sequence', inline(o.hostResult)]);
-    rows.push(['Downtime', downtime !== undefined ? `${downtime} s` : 'n/a'], ['Backup', o.backupPath ? code(o.backupPath) : 'n/a'], ['Revoked refresh tokens', revokedText(o)]);
+    if (o.restart)
+        rows.push(['Restart', inline(o.restart)]);
+    const api = seconds(o.apiDowntimeSeconds);
+    rows.push(['Downtime', downtime !== undefined ? `${downtime} s` : 'n/a'], ...(api !== undefined ? [['API downtime', `${api} s`]] : []), ['Backup', o.backupPath ? code(o.backupPath) : 'n/a'], ['Revoked refresh tokens', revokedText(o)]);
     return table(['Fact', 'Value'], rows);
 }
 const STEP_ICON = { ok: '✅', fail: '❌', running: '⏳' };
@@ -37465,6 +37527,7 @@ function renderSections(o) {
         renderFacts(o),
         renderPlan(o),
         renderHostSteps(o),
+        renderRestartedServices(o),
         renderSecrets(o),
         renderVerification(o),
         renderRetireNote(o),
@@ -37889,14 +37952,19 @@ function setPreviousValues(text, previous) {
     return out;
 }
 
-function stepsFor(mode) {
+function stepsFor(mode, restart = 'all') {
     switch (mode) {
         case 'immediate':
-            return ['backup', 'down', 'swap', 'up-postgres', 'wait-postgres', 'revoke', 'up', 'health'];
+            return restart === 'targeted'
+                ? // Stop only the services that receive a rotated key; PostgreSQL keeps running.
+                    ['prepare', 'backup', 'stop', 'swap', 'revoke', 'up', 'health']
+                : ['backup', 'down', 'swap', 'up-postgres', 'wait-postgres', 'revoke', 'up', 'health'];
         case 'graceful':
         case 'retire-previous':
             // No `down`: `up -d` recreates exactly the services whose environment changed.
-            return ['backup', 'swap', 'up', 'health'];
+            return restart === 'targeted'
+                ? ['prepare', 'backup', 'swap', 'up', 'health']
+                : ['backup', 'swap', 'up', 'health'];
         case 'recover':
             return ['recover-restore', 'up', 'health'];
     }
@@ -38104,6 +38172,225 @@ function retireAfterMs(env) {
     const ms = Math.max(refresh, access, 3600000);
     const why = `the longest token lifetime: refresh tokens ${env.refresh && tokenLifetimeMs(env.refresh) ? `JWT_REFRESH_EXPIRES_IN=${env.refresh}` : '7d (CloudBox default)'}`;
     return { ms, why };
+}
+
+function msField(detail, name) {
+    const m = new RegExp(`(?:^|\\s)${name}=(\\d{1,16})(?:\\s|$)`).exec(detail ?? '');
+    return m ? Number(m[1]) : undefined;
+}
+function serviceTimes(events) {
+    const services = [];
+    let downAt;
+    let upAt;
+    for (const e of events) {
+        if (e.event === 'service' && e.step !== undefined) {
+            const timing = { service: e.step, target: e.status !== 'unexpected' };
+            const stopped = msField(e.detail, 'stopped');
+            const started = msField(e.detail, 'started');
+            if (stopped !== undefined)
+                timing.stoppedAt = stopped;
+            if (started !== undefined)
+                timing.startedAt = started;
+            services.push(timing);
+        }
+        else if (e.event === 'api') {
+            const at = msField(e.detail, 'at') ?? e.at;
+            if (e.status === 'down' && downAt === undefined)
+                downAt = at;
+            if (e.status === 'up' && downAt !== undefined && upAt === undefined)
+                upAt = at;
+        }
+    }
+    const times = { services };
+    if (downAt !== undefined && upAt !== undefined && upAt >= downAt) {
+        times.apiDowntimeSeconds = Math.round((upAt - downAt) / 100) / 10;
+    }
+    return times;
+}
+
+// Parsing of the host sequence's journal (pure). The host script appends one
+// event per line to `.rotation/journal`, tab separated:
+//
+//   <epoch_ms> \t <event> \t <step> \t <status> \t <detail>
+//
+// Unused fields are `-`; the detail may be empty or hold spaces, never a tab
+// or line break. Events: run-start (status = mode), step-start, step-end
+// (status ok|fail), info, rollback-start (detail = the failed step) and
+// result (status = the outcome). Unknown event names are kept (forward
+// compatible); lines that do not have this shape are skipped and counted.
+// `service` and `api` events (restart: targeted) are read by service-times.ts.
+const EVENT_NAME = /^[a-z][a-z0-9-]*$/;
+function field(value) {
+    return value === undefined || value === '-' || value === '' ? undefined : value;
+}
+/** Parses one journal line (without its line break); undefined when malformed. */
+function parseJournalLine(line) {
+    const fields = line.replace(/\r$/, '').split('\t');
+    // The detail may be absent altogether (4 fields) or empty (5 fields).
+    if (fields.length < 4 || fields.length > 5)
+        return undefined;
+    const [at, event, step, status, detail] = fields;
+    if (!/^\d{1,16}$/.test(at) || !EVENT_NAME.test(event))
+        return undefined;
+    const parsed = { at: Number(at), event };
+    const s = field(step);
+    const st = field(status);
+    const d = detail === undefined || detail === '' ? undefined : detail;
+    if (s !== undefined)
+        parsed.step = s;
+    if (st !== undefined)
+        parsed.status = st;
+    if (d !== undefined)
+        parsed.detail = d;
+    return parsed;
+}
+/**
+ * Incremental reader for a journal that arrives in chunks (e.g. `tail -f`
+ * over SSH): buffers a partial last line until its line break arrives.
+ */
+class JournalReader {
+    pending = '';
+    /** Complete lines skipped because they were malformed. */
+    malformed = 0;
+    /** Complete lines consumed so far (well-formed and malformed). */
+    lines = 0;
+    push(chunk) {
+        this.pending += chunk;
+        const events = [];
+        let nl = this.pending.indexOf('\n');
+        while (nl !== -1) {
+            this.take(this.pending.slice(0, nl), events);
+            this.pending = this.pending.slice(nl + 1);
+            nl = this.pending.indexOf('\n');
+        }
+        return events;
+    }
+    /** Ends the input: a last line without a line break is parsed too. */
+    end() {
+        const events = [];
+        if (this.pending !== '')
+            this.take(this.pending, events);
+        this.pending = '';
+        return events;
+    }
+    take(line, events) {
+        if (line.replace(/\r$/, '') === '')
+            return;
+        this.lines += 1;
+        const event = parseJournalLine(line);
+        if (event === undefined)
+            this.malformed += 1;
+        else
+            events.push(event);
+    }
+}
+const HEALTH_STEPS = new Set(['health', 'rollback-health']);
+function pathOf(detail) {
+    if (detail === undefined)
+        return undefined;
+    // `path=/abs/path`, possibly followed by other `key=value` fields; paths may hold spaces.
+    const m = /(?:^|\s)path=(\/.*?)(?=\s+[A-Za-z_][A-Za-z0-9_]*=|\s*$)/.exec(detail);
+    return m?.[1];
+}
+function summarizeJournal(events) {
+    const summary = { steps: [], terminal: false, notes: [] };
+    let downFrom;
+    let upFrom;
+    let healthyAt;
+    const lastRecord = (name, running) => {
+        for (let i = summary.steps.length - 1; i >= 0; i--) {
+            const s = summary.steps[i];
+            if (s.name === name && (!running || s.status === 'running'))
+                return s;
+        }
+        return undefined;
+    };
+    for (const e of events) {
+        summary.lastEventAt = e.at;
+        switch (e.event) {
+            case 'run-start':
+                summary.mode = e.status;
+                summary.startedAt = e.at;
+                break;
+            case 'step-start': {
+                if (e.step === undefined)
+                    break;
+                summary.steps.push({
+                    name: e.step,
+                    startedAt: e.at,
+                    status: 'running',
+                    ...(e.detail !== undefined ? { detail: e.detail } : {}),
+                    infos: []
+                });
+                if ((e.step === 'down' || e.step === 'stop') && downFrom === undefined)
+                    downFrom = e.at;
+                if (e.step === 'up' && upFrom === undefined)
+                    upFrom = e.at;
+                break;
+            }
+            case 'step-end': {
+                if (e.step === undefined)
+                    break;
+                let record = lastRecord(e.step, true);
+                if (record === undefined) {
+                    // An end without its start (journal cut at the front): keep what we know.
+                    record = { name: e.step, startedAt: e.at, status: 'running', infos: [] };
+                    summary.steps.push(record);
+                }
+                record.endedAt = e.at;
+                record.status = e.status === 'ok' ? 'ok' : 'fail';
+                if (e.detail !== undefined)
+                    record.detail = e.detail;
+                if (record.status === 'ok' && HEALTH_STEPS.has(e.step) && healthyAt === undefined) {
+                    healthyAt = e.at;
+                }
+                if (record.status === 'fail' && summary.failedStep === undefined) {
+                    summary.failedStep = e.step;
+                }
+                if (e.step === 'backup' && record.status === 'ok') {
+                    const path = pathOf(e.detail);
+                    if (path !== undefined)
+                        summary.backupPath = path;
+                }
+                if (e.step === 'recover-restore' && record.status === 'ok') {
+                    const path = pathOf(e.detail);
+                    if (path !== undefined)
+                        summary.restoredFrom = path;
+                }
+                break;
+            }
+            case 'info': {
+                const text = e.detail ?? '';
+                const record = e.step === undefined ? undefined : lastRecord(e.step, false);
+                if (record !== undefined)
+                    record.infos.push(text);
+                else
+                    summary.notes.push(e.step === undefined ? text : `${e.step}: ${text}`);
+                break;
+            }
+            case 'rollback-start':
+                summary.rollbackOf = e.detail ?? e.step;
+                break;
+            case 'result':
+                summary.result = e.status;
+                if (e.detail !== undefined)
+                    summary.resultDetail = e.detail;
+                summary.terminal = true;
+                break;
+        }
+    }
+    if (summary.rollbackOf !== undefined)
+        summary.failedStep = summary.rollbackOf;
+    const times = serviceTimes(events);
+    if (times.services.length > 0)
+        summary.services = times.services;
+    if (times.apiDowntimeSeconds !== undefined)
+        summary.apiDowntimeSeconds = times.apiDowntimeSeconds;
+    const from = downFrom ?? upFrom;
+    if (from !== undefined && healthyAt !== undefined && healthyAt >= from) {
+        summary.downtimeSeconds = Math.round((healthyAt - from) / 100) / 10;
+    }
+    return summary;
 }
 
 var dist = {};
@@ -46818,232 +47105,245 @@ function requireDist () {
 
 var distExports = requireDist();
 
-// Graceful mode only helps when the services actually receive <KEY>_PREVIOUS.
-// CloudBox lists each variable under `environment:`, so a .env line alone is
-// not enough: the compose file must pass it on.
-function environmentNames(environment) {
-    const names = new Set();
-    let text = '';
-    if (Array.isArray(environment)) {
-        for (const item of environment) {
-            const entry = String(item);
-            names.add(entry.split('=')[0].trim());
-            text += `${entry}\n`;
-        }
+// Which compose services receive a rotated key (pure). `restart: targeted`
+// stops and recreates exactly these; graceful mode checks that the ones that
+// verify tokens also receive <KEY>_PREVIOUS.
+//
+// The answer comes from the resolved configuration (`compose config`), run on
+// the host against a copy of the compose file without its `env_file:` entries
+// and a marker .env whose secret-looking values are unique markers: the
+// output then holds no real secret (docker-compose 1.29's `config` inlines
+// every env_file's contents into `environment:` and drops the key), and a
+// marker in a service's resolved definition shows it receives that key
+// however it is interpolated (`${KEY:?…}`, `$KEY`, inside a URL, a command).
+// `env_file:` entries are read from the raw file: a service whose env_file is
+// the rotated .env receives every key in it.
+const MARKER = /ROTATIONMARKER\d+X/g;
+// URLs too: a DATABASE_URL holds a password.
+const SECRET_LOOKING = /SECRET|KEY|PASSWORD|PASS|TOKEN|DSN|CREDENTIAL|URL|URI/i;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * The .env to resolve the compose file with: every rotated key, its
+ * `_PREVIOUS`, and every secret-looking value replaced by a marker; other
+ * values (ports, user names, ids) stay, so the file still validates.
+ */
+function markerEnv(envText, rotatedKeys) {
+    const keyOf = {};
+    const values = {};
+    let n = 0;
+    const mark = (key) => {
+        const marker = `ROTATIONMARKER${n++}X`;
+        keyOf[marker] = key;
+        return marker;
+    };
+    const wanted = new Set(rotatedKeys.flatMap((k) => [k, `${k}_PREVIOUS`]));
+    for (const entry of parseEnv(envText)) {
+        if (values[entry.key] !== undefined || !ENV_NAME.test(entry.key))
+            continue;
+        if (wanted.has(entry.key) || SECRET_LOOKING.test(entry.key))
+            values[entry.key] = mark(entry.key);
     }
-    else if (environment && typeof environment === 'object') {
-        for (const [name, value] of Object.entries(environment)) {
-            names.add(name);
-            text += `${name}=${value === null ? '' : String(value)}\n`;
-        }
+    let text = setEnvValues(envText, values);
+    const missing = [...wanted].filter((key) => values[key] === undefined);
+    if (missing.length > 0) {
+        if (text !== '' && !text.endsWith('\n'))
+            text += '\n';
+        text += missing.map((key) => `${key}=${mark(key)}\n`).join('');
     }
-    return { names, text };
+    return { text, keyOf };
+}
+/** The compose file without any `env_file:` entry (anchors and merge keys kept). */
+function withoutEnvFiles(composeYaml) {
+    const document = distExports.parseDocument(composeYaml, { merge: true });
+    distExports.visit(document, {
+        Pair(_, pair) {
+            if (distExports.isPair(pair) && distExports.isScalar(pair.key) && pair.key.value === 'env_file')
+                return distExports.visit.REMOVE;
+            return undefined;
+        }
+    });
+    if (!distExports.isMap(document.contents))
+        return composeYaml;
+    return document.toString({ lineWidth: 0 });
+}
+function servicesOf(yaml) {
+    const document = distExports.parse(yaml, { merge: true });
+    const services = document?.services ?? {};
+    return Object.fromEntries(Object.entries(services).filter(([, d]) => d !== null && typeof d === 'object'));
+}
+function envFilesOf(definition) {
+    const value = definition.env_file;
+    if (value === undefined || value === null)
+        return [];
+    const list = Array.isArray(value) ? value : [value];
+    return list.map((item) => typeof item === 'object' && item !== null
+        ? String(item.path)
+        : String(item));
 }
 /**
- * For each service that receives KEY (by name, or by `${KEY}` interpolation),
- * reports the keys whose KEY_PREVIOUS it does not receive. A service that
- * loads the whole .env through `env_file` receives everything.
+ * Whether an env_file entry (relative to the compose file's directory) is the
+ * rotated .env (relative to deploy-path).
  */
-function servicesMissingPrevious(composeYaml, keys) {
-    const document = distExports.parse(composeYaml);
-    const services = document?.services ?? {};
-    const missing = [];
-    for (const [service, definition] of Object.entries(services)) {
-        if (definition === null || typeof definition !== 'object')
-            continue;
-        if (definition.env_file !== undefined)
-            continue;
-        const { names, text } = environmentNames(definition.environment);
-        for (const key of keys) {
-            const uses = names.has(key) || new RegExp(`\\$\\{${key}(?![A-Za-z0-9_])`).test(text);
-            if (!uses)
-                continue;
-            const previous = `${key}_PREVIOUS`;
-            const passes = names.has(previous) || new RegExp(`\\$\\{${previous}(?![A-Za-z0-9_])`).test(text);
-            if (!passes)
-                missing.push({ service, key });
+function isRotatedEnvFile(entry, composeFile, envFile) {
+    const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(composeFile), entry));
+    return resolved === path.posix.normalize(envFile);
+}
+/**
+ * Reads the resolved configuration (marker .env, env_file stripped) and the
+ * raw compose file; returns the services that receive a rotated key, and how.
+ */
+function findTargets(resolvedYaml, rawComposeYaml, options) {
+    const resolved = servicesOf(resolvedYaml);
+    const raw = servicesOf(rawComposeYaml);
+    const names = Object.keys(raw).length > 0 ? Object.keys(raw) : Object.keys(resolved);
+    const rotated = new Set(options.rotatedKeys);
+    const targets = [];
+    for (const service of names) {
+        const envFiles = envFilesOf(raw[service] ?? {});
+        const loadsRotated = envFiles.some((f) => isRotatedEnvFile(f, options.composeFile, options.envFile));
+        const keys = new Set();
+        const previous = new Set();
+        const via = new Map(); // where → keys
+        const note = (where, key) => {
+            if (!via.has(where))
+                via.set(where, new Set());
+            via.get(where).add(key);
+        };
+        if (loadsRotated) {
+            for (const key of rotated) {
+                keys.add(key);
+                previous.add(key);
+            }
+            via.set(`env_file ${options.envFile}`, new Set());
         }
+        const definition = resolved[service] ?? {};
+        for (const [field, value] of Object.entries(definition)) {
+            if (field === 'environment' && value !== null && typeof value === 'object') {
+                const entries = Array.isArray(value)
+                    ? value.map((item) => String(item).split(/=(.*)/s).slice(0, 2))
+                    : Object.entries(value).map(([k, v]) => [k, String(v ?? '')]);
+                for (const [name, text] of entries) {
+                    for (const marker of String(text ?? '').match(MARKER) ?? []) {
+                        const key = options.keyOf[marker];
+                        if (rotated.has(key)) {
+                            keys.add(key);
+                            note('environment', name === key ? name : `${name} (${key})`);
+                        }
+                        else if (key?.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
+                            previous.add(key.slice(0, -9));
+                        }
+                    }
+                }
+                continue;
+            }
+            for (const marker of JSON.stringify(value).match(MARKER) ?? []) {
+                const key = options.keyOf[marker];
+                if (rotated.has(key)) {
+                    keys.add(key);
+                    note(field, key);
+                }
+                else if (key?.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
+                    previous.add(key.slice(0, -9));
+                }
+            }
+        }
+        if (keys.size === 0)
+            continue;
+        targets.push({
+            service,
+            keys: options.rotatedKeys.filter((k) => keys.has(k)),
+            previous: options.rotatedKeys.filter((k) => previous.has(k) && keys.has(k)),
+            reasons: [...via].map(([where, set]) => set.size > 0 ? `${where} ${[...set].join(', ')}` : where),
+            otherEnvFile: envFiles.length > 0 && !loadsRotated
+        });
     }
-    return missing;
+    return { services: names, targets };
+}
+/** "backend (environment JWT_SECRET, JWT_REFRESH_SECRET); worker (…)" */
+function describeTargets(targets) {
+    return targets.map((t) => `${t.service} (${t.reasons.join('; ')})`).join(', ');
+}
+/** Every reason preflight refuses the targets, as sentences naming the fix. */
+function targetProblems(found, config) {
+    const problems = [];
+    const rotatesSomething = config.mode === 'immediate' || config.mode === 'graceful';
+    if (rotatesSomething && found.targets.length === 0) {
+        problems.push(`no service in ${config.composeFile} receives ${config.rotatedKeys.join(' or ')} (through environment: or an env_file: that is ${config.envFile}): rotating would change nothing the app reads. Check keys, compose-file and env-file`);
+        return problems;
+    }
+    if (config.restart === 'targeted' &&
+        config.mode === 'immediate' &&
+        found.targets.some((t) => t.service === config.postgresService)) {
+        problems.push(`postgres-service "${config.postgresService}" receives a rotated key, so restart: targeted would stop the database the revoke needs: use restart: all`);
+    }
+    if (config.mode !== 'graceful')
+        return problems;
+    const unknown = config.gracefulServices.filter((s) => !found.services.includes(s));
+    if (unknown.length > 0) {
+        problems.push(`graceful-services names ${unknown.map((s) => `"${s}"`).join(', ')}, not a service of ${config.composeFile} (services: ${found.services.join(', ')})`);
+    }
+    const byName = new Map(found.targets.map((t) => [t.service, t]));
+    const listed = config.gracefulServices.filter((s) => found.services.includes(s));
+    const noKey = listed.filter((s) => !byName.has(s));
+    if (noKey.length > 0) {
+        problems.push(`graceful-services names ${noKey.join(', ')}, which receive${noKey.length === 1 ? 's' : ''} no rotated key: list the services that verify tokens`);
+    }
+    const verifiers = config.gracefulServices.length > 0
+        ? listed.flatMap((s) => (byName.has(s) ? [byName.get(s)] : []))
+        : found.targets;
+    const missing = verifiers.flatMap((t) => t.keys.filter((k) => !t.previous.includes(k)).map((key) => ({ service: t.service, key, t })));
+    if (missing.length > 0) {
+        const first = missing[0];
+        problems.push(`mode graceful needs the services to receive <KEY>_PREVIOUS, but ${config.composeFile} does not pass ${missing
+            .map((m) => `${m.key}_PREVIOUS to ${m.service}${m.t.otherEnvFile ? ' (its env_file: is not ' + config.envFile + ')' : ''}`)
+            .join(', ')}. Add e.g. "${first.key}_PREVIOUS: \${${first.key}_PREVIOUS:-}" under each service's environment: (docs/DUAL-SECRET.md)${config.gracefulServices.length === 0 ? ', or name the services that verify tokens in graceful-services' : ''}, or use mode immediate`);
+    }
+    return problems;
 }
 
-// Parsing of the host sequence's journal (pure). The host script appends one
-// event per line to `.rotation/journal`, tab separated:
-//
-//   <epoch_ms> \t <event> \t <step> \t <status> \t <detail>
-//
-// Unused fields are `-`; the detail may be empty or hold spaces, never a tab
-// or line break. Events: run-start (status = mode), step-start, step-end
-// (status ok|fail), info, rollback-start (detail = the failed step) and
-// result (status = the outcome). Unknown event names are kept (forward
-// compatible); lines that do not have this shape are skipped and counted.
-const EVENT_NAME = /^[a-z][a-z0-9-]*$/;
-function field(value) {
-    return value === undefined || value === '-' || value === '' ? undefined : value;
-}
-/** Parses one journal line (without its line break); undefined when malformed. */
-function parseJournalLine(line) {
-    const fields = line.replace(/\r$/, '').split('\t');
-    // The detail may be absent altogether (4 fields) or empty (5 fields).
-    if (fields.length < 4 || fields.length > 5)
-        return undefined;
-    const [at, event, step, status, detail] = fields;
-    if (!/^\d{1,16}$/.test(at) || !EVENT_NAME.test(event))
-        return undefined;
-    const parsed = { at: Number(at), event };
-    const s = field(step);
-    const st = field(status);
-    const d = detail === undefined || detail === '' ? undefined : detail;
-    if (s !== undefined)
-        parsed.step = s;
-    if (st !== undefined)
-        parsed.status = st;
-    if (d !== undefined)
-        parsed.detail = d;
-    return parsed;
-}
-/**
- * Incremental reader for a journal that arrives in chunks (e.g. `tail -f`
- * over SSH): buffers a partial last line until its line break arrives.
- */
-class JournalReader {
-    pending = '';
-    /** Complete lines skipped because they were malformed. */
-    malformed = 0;
-    /** Complete lines consumed so far (well-formed and malformed). */
-    lines = 0;
-    push(chunk) {
-        this.pending += chunk;
-        const events = [];
-        let nl = this.pending.indexOf('\n');
-        while (nl !== -1) {
-            this.take(this.pending.slice(0, nl), events);
-            this.pending = this.pending.slice(nl + 1);
-            nl = this.pending.indexOf('\n');
-        }
-        return events;
+async function resolveTargets(session, config, envText, rotatedKeys, script) {
+    const c = config;
+    const raw = (await session.readFile(`${c.deployPath}/${c.composeFile}`)).toString('utf8');
+    const markers = markerEnv(envText, rotatedKeys);
+    const dir = `${c.deployPath}/.rotation`;
+    await session.writeFiles([
+        { path: `${dir}/targets.yml`, data: withoutEnvFiles(raw), mode: 0o600 },
+        { path: `${dir}/targets.env`, data: markers.text, mode: 0o600 }
+    ]);
+    let out;
+    try {
+        out = await script('resolve');
     }
-    /** Ends the input: a last line without a line break is parsed too. */
-    end() {
-        const events = [];
-        if (this.pending !== '')
-            this.take(this.pending, events);
-        this.pending = '';
-        return events;
+    catch (error) {
+        return {
+            targets: [],
+            services: [],
+            problems: [
+                `could not resolve ${c.composeFile} with compose config to find the services that receive ${rotatedKeys.join(', ')}: ${error.message}`
+            ]
+        };
     }
-    take(line, events) {
-        if (line.replace(/\r$/, '') === '')
-            return;
-        this.lines += 1;
-        const event = parseJournalLine(line);
-        if (event === undefined)
-            this.malformed += 1;
-        else
-            events.push(event);
+    const firstLine = out.indexOf('\n');
+    const dockerCli = out.slice(0, firstLine).trim() === 'docker_cli=yes';
+    const found = findTargets(out.slice(firstLine + 1), raw, {
+        rotatedKeys,
+        keyOf: markers.keyOf,
+        composeFile: c.composeFile,
+        envFile: c.envFile
+    });
+    const problems = targetProblems(found, {
+        mode: c.mode,
+        restart: c.restart,
+        gracefulServices: c.gracefulServices,
+        postgresService: c.postgresService,
+        composeFile: c.composeFile,
+        envFile: c.envFile,
+        rotatedKeys
+    });
+    if (c.restart === 'targeted' && !dockerCli) {
+        problems.push('restart: targeted needs the docker CLI on the host (revoke and container checks go through docker exec / inspect): install it, or use restart: all');
     }
-}
-const HEALTH_STEPS = new Set(['health', 'rollback-health']);
-function pathOf(detail) {
-    if (detail === undefined)
-        return undefined;
-    // `path=/abs/path`, possibly followed by other `key=value` fields; paths may hold spaces.
-    const m = /(?:^|\s)path=(\/.*?)(?=\s+[A-Za-z_][A-Za-z0-9_]*=|\s*$)/.exec(detail);
-    return m?.[1];
-}
-function summarizeJournal(events) {
-    const summary = { steps: [], terminal: false, notes: [] };
-    let downFrom;
-    let upFrom;
-    let healthyAt;
-    const lastRecord = (name, running) => {
-        for (let i = summary.steps.length - 1; i >= 0; i--) {
-            const s = summary.steps[i];
-            if (s.name === name && (!running || s.status === 'running'))
-                return s;
-        }
-        return undefined;
-    };
-    for (const e of events) {
-        summary.lastEventAt = e.at;
-        switch (e.event) {
-            case 'run-start':
-                summary.mode = e.status;
-                summary.startedAt = e.at;
-                break;
-            case 'step-start': {
-                if (e.step === undefined)
-                    break;
-                summary.steps.push({
-                    name: e.step,
-                    startedAt: e.at,
-                    status: 'running',
-                    ...(e.detail !== undefined ? { detail: e.detail } : {}),
-                    infos: []
-                });
-                if (e.step === 'down' && downFrom === undefined)
-                    downFrom = e.at;
-                if (e.step === 'up' && upFrom === undefined)
-                    upFrom = e.at;
-                break;
-            }
-            case 'step-end': {
-                if (e.step === undefined)
-                    break;
-                let record = lastRecord(e.step, true);
-                if (record === undefined) {
-                    // An end without its start (journal cut at the front): keep what we know.
-                    record = { name: e.step, startedAt: e.at, status: 'running', infos: [] };
-                    summary.steps.push(record);
-                }
-                record.endedAt = e.at;
-                record.status = e.status === 'ok' ? 'ok' : 'fail';
-                if (e.detail !== undefined)
-                    record.detail = e.detail;
-                if (record.status === 'ok' && HEALTH_STEPS.has(e.step) && healthyAt === undefined) {
-                    healthyAt = e.at;
-                }
-                if (record.status === 'fail' && summary.failedStep === undefined) {
-                    summary.failedStep = e.step;
-                }
-                if (e.step === 'backup' && record.status === 'ok') {
-                    const path = pathOf(e.detail);
-                    if (path !== undefined)
-                        summary.backupPath = path;
-                }
-                if (e.step === 'recover-restore' && record.status === 'ok') {
-                    const path = pathOf(e.detail);
-                    if (path !== undefined)
-                        summary.restoredFrom = path;
-                }
-                break;
-            }
-            case 'info': {
-                const text = e.detail ?? '';
-                const record = e.step === undefined ? undefined : lastRecord(e.step, false);
-                if (record !== undefined)
-                    record.infos.push(text);
-                else
-                    summary.notes.push(e.step === undefined ? text : `${e.step}: ${text}`);
-                break;
-            }
-            case 'rollback-start':
-                summary.rollbackOf = e.detail ?? e.step;
-                break;
-            case 'result':
-                summary.result = e.status;
-                if (e.detail !== undefined)
-                    summary.resultDetail = e.detail;
-                summary.terminal = true;
-                break;
-        }
-    }
-    if (summary.rollbackOf !== undefined)
-        summary.failedStep = summary.rollbackOf;
-    const from = downFrom ?? upFrom;
-    if (from !== undefined && healthyAt !== undefined && healthyAt >= from) {
-        summary.downtimeSeconds = Math.round((healthyAt - from) / 100) / 10;
-    }
-    return summary;
+    return { targets: found.targets, services: found.services, problems };
 }
 
 // The host half of a rotation: preflight and lock, staging, the detached
@@ -47159,14 +47459,16 @@ class HostRotation {
         if (encryptionKey === undefined || encryptionKey.trim() === '') {
             problems.push(`${envPath} has no non-empty ENCRYPTION_KEY: CloudBox then encrypts 2FA secrets and the SMTP password with JWT_SECRET, so rotating it would make that data unreadable. Set ENCRYPTION_KEY first (it needs data re-encryption), then rotate`);
         }
-        if (this.mode === 'graceful' && facts.composeFile === 'ok') {
-            const compose = (await this.session.readFile(`${c.deployPath}/${c.composeFile}`)).toString('utf8');
-            const missing = servicesMissingPrevious(compose, rotatedKeys);
-            if (missing.length > 0) {
-                problems.push(`mode graceful needs the services to receive <KEY>_PREVIOUS, but ${c.composeFile} does not pass ${missing
-                    .map((m) => `${m.key}_PREVIOUS to ${m.service}`)
-                    .join(', ')}. Add e.g. "${missing[0].key}_PREVIOUS: \${${missing[0].key}_PREVIOUS:-}" under each service's environment: (docs/DUAL-SECRET.md), or use mode immediate`);
-            }
+        let targets = [];
+        if (this.mode !== 'recover' &&
+            facts.lock === 'taken' &&
+            facts.composeFile === 'ok' &&
+            facts.composeCmd !== undefined &&
+            facts.composeCmd !== 'none' &&
+            facts.composeConfigError === undefined) {
+            const resolved = await resolveTargets(this.session, c, envText, rotatedKeys, (command, extra) => this.script(command, { COMPOSE_CMD: facts.composeCmd, ...extra }));
+            problems.push(...resolved.problems);
+            targets = resolved.targets;
         }
         if (this.mode === 'retire-previous') {
             const present = rotatedKeys.filter((key) => envValue(envText, `${key}_PREVIOUS`) !== undefined);
@@ -47185,7 +47487,8 @@ class HostRotation {
             oldValues,
             postgresUser,
             postgresDb,
-            envPath
+            envPath,
+            targets
         };
         return { problems, state };
     }
@@ -47214,8 +47517,11 @@ class HostRotation {
             HEALTH_URL: c.healthUrl,
             HEALTH_TIMEOUT: c.healthTimeoutSeconds,
             HTTP_CLIENT: state.facts.httpClient ?? 'curl',
-            STEPS: stepsFor(this.mode).join(' '),
+            STEPS: stepsFor(this.mode, c.restart).join(' '),
             MODE: this.mode,
+            RESTART: c.restart,
+            TARGETS: state.targets.map((t) => t.service).join(' '),
+            HEALTH_INTERVAL: '0.1',
             BACKUP_PATH: backupPath,
             BACKUP_RETENTION: c.backupRetention,
             ENV_SHA256: state.envSha256,
@@ -49217,7 +49523,7 @@ function requireMakeDir () {
 	if (hasRequiredMakeDir) return makeDir$1.exports;
 	hasRequiredMakeDir = 1;
 	const fs = fs__default;
-	const path$1 = path;
+	const path = path$1;
 	const {promisify} = require$$6;
 	const semver = requireSemver();
 
@@ -49227,7 +49533,7 @@ function requireMakeDir () {
 	// https://github.com/libuv/libuv/pull/1088
 	const checkPath = pth => {
 		if (process.platform === 'win32') {
-			const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path$1.parse(pth).root, ''));
+			const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path.parse(pth).root, ''));
 
 			if (pathHasInvalidWinCharacters) {
 				const error = new Error(`Path contains invalid characters: ${pth}`);
@@ -49269,7 +49575,7 @@ function requireMakeDir () {
 		const stat = promisify(options.fs.stat);
 
 		if (useNativeRecursiveOption && options.fs.mkdir === fs.mkdir) {
-			const pth = path$1.resolve(input);
+			const pth = path.resolve(input);
 
 			await mkdir(pth, {
 				mode: options.mode,
@@ -49290,7 +49596,7 @@ function requireMakeDir () {
 				}
 
 				if (error.code === 'ENOENT') {
-					if (path$1.dirname(pth) === pth) {
+					if (path.dirname(pth) === pth) {
 						throw permissionError(pth);
 					}
 
@@ -49298,7 +49604,7 @@ function requireMakeDir () {
 						throw error;
 					}
 
-					await make(path$1.dirname(pth));
+					await make(path.dirname(pth));
 
 					return make(pth);
 				}
@@ -49316,7 +49622,7 @@ function requireMakeDir () {
 			}
 		};
 
-		return make(path$1.resolve(input));
+		return make(path.resolve(input));
 	};
 
 	makeDir$1.exports = makeDir;
@@ -49326,7 +49632,7 @@ function requireMakeDir () {
 		options = processOptions(options);
 
 		if (useNativeRecursiveOption && options.fs.mkdirSync === fs.mkdirSync) {
-			const pth = path$1.resolve(input);
+			const pth = path.resolve(input);
 
 			fs.mkdirSync(pth, {
 				mode: options.mode,
@@ -49345,7 +49651,7 @@ function requireMakeDir () {
 				}
 
 				if (error.code === 'ENOENT') {
-					if (path$1.dirname(pth) === pth) {
+					if (path.dirname(pth) === pth) {
 						throw permissionError(pth);
 					}
 
@@ -49353,7 +49659,7 @@ function requireMakeDir () {
 						throw error;
 					}
 
-					make(path$1.dirname(pth));
+					make(path.dirname(pth));
 					return make(pth);
 				}
 
@@ -49369,7 +49675,7 @@ function requireMakeDir () {
 			return pth;
 		};
 
-		return make(path$1.resolve(input));
+		return make(path.resolve(input));
 	};
 	return makeDir$1.exports;
 }
@@ -49450,10 +49756,10 @@ class PromiseQueue {
 /* @flow */
 const defaultFilesystem = {
     join(pathA, pathB) {
-        return path.join(pathA, pathB);
+        return path$1.join(pathA, pathB);
     },
-    basename(path$1) {
-        return path.basename(path$1);
+    basename(path) {
+        return path$1.basename(path);
     },
     stat(path) {
         return new Promise((resolve, reject) => {
@@ -54090,7 +54396,7 @@ function requirePoly1305 () {
 
 
 		var b;b||(b=typeof createPoly1305 !== 'undefined' ? createPoly1305 : {});var q,r;b.ready=new Promise(function(a,c){q=a;r=c;});var u={},w;for(w in b)b.hasOwnProperty(w)&&(u[w]=b[w]);var x="object"===typeof window,y="function"===typeof importScripts,z="object"===typeof process&&"object"===typeof process.versions&&"string"===typeof process.versions.node,B="",C,D,E,F,G;
-		if(z)B=y?path.dirname(B)+"/":__dirname+"/",C=function(a,c){var d=H(a);if(d)return c?d:d.toString();F||(F=fs__default);G||(G=path);a=G.normalize(a);return F.readFileSync(a,c?null:"utf8")},E=function(a){a=C(a,true);a.buffer||(a=new Uint8Array(a));assert(a.buffer);return a},D=function(a,c,d){var e=H(a);e&&c(e);F||(F=fs__default);G||(G=path);a=G.normalize(a);F.readFile(a,function(f,l){f?d(f):c(l.buffer);});},1<process.argv.length&&process.argv[1].replace(/\\/g,"/"),process.argv.slice(2),
+		if(z)B=y?path$1.dirname(B)+"/":__dirname+"/",C=function(a,c){var d=H(a);if(d)return c?d:d.toString();F||(F=fs__default);G||(G=path$1);a=G.normalize(a);return F.readFileSync(a,c?null:"utf8")},E=function(a){a=C(a,true);a.buffer||(a=new Uint8Array(a));assert(a.buffer);return a},D=function(a,c,d){var e=H(a);e&&c(e);F||(F=fs__default);G||(G=path$1);a=G.normalize(a);F.readFile(a,function(f,l){f?d(f):c(l.buffer);});},1<process.argv.length&&process.argv[1].replace(/\\/g,"/"),process.argv.slice(2),
 		b.inspect=function(){return "[Emscripten Module object]"};else if(x||y)y?B=self.location.href:"undefined"!==typeof document&&document.currentScript&&(B=document.currentScript.src),_scriptDir&&(B=_scriptDir),0!==B.indexOf("blob:")?B=B.substr(0,B.lastIndexOf("/")+1):B="",C=function(a){try{var c=new XMLHttpRequest;c.open("GET",a,!1);c.send(null);return c.responseText}catch(f){if(a=H(a)){c=[];for(var d=0;d<a.length;d++){var e=a[d];255<e&&(e&=255);c.push(String.fromCharCode(e));}return c.join("")}throw f;}},y&&(E=function(a){try{var c=new XMLHttpRequest;c.open("GET",a,!1);c.responseType="arraybuffer";c.send(null);return new Uint8Array(c.response)}catch(d){if(a=H(a))return a;throw d;}}),D=function(a,c,d){var e=new XMLHttpRequest;e.open("GET",a,true);e.responseType="arraybuffer";e.onload=function(){if(200==e.status||0==e.status&&e.response)c(e.response);else {var f=H(a);f?c(f.buffer):d();}};e.onerror=d;e.send(null);};
 		b.print||console.log.bind(console);var I=b.printErr||console.warn.bind(console);for(w in u)u.hasOwnProperty(w)&&(b[w]=u[w]);u=null;var J;b.wasmBinary&&(J=b.wasmBinary);b.noExitRuntime||true;"object"!==typeof WebAssembly&&K("no native wasm support detected");var L,M=false;function assert(a,c){a||K("Assertion failed: "+c);}function N(a){var c=b["_"+a];assert(c,"Cannot call unknown function "+a+", make sure it is exported");return c}
 		function ca(a,c,d,e){var f={string:function(g){var p=0;if(null!==g&&void 0!==g&&0!==g){var n=(g.length<<2)+1;p=O(n);var k=p,h=P;if(0<n){n=k+n-1;for(var v=0;v<g.length;++v){var m=g.charCodeAt(v);if(55296<=m&&57343>=m){var oa=g.charCodeAt(++v);m=65536+((m&1023)<<10)|oa&1023;}if(127>=m){if(k>=n)break;h[k++]=m;}else {if(2047>=m){if(k+1>=n)break;h[k++]=192|m>>6;}else {if(65535>=m){if(k+2>=n)break;h[k++]=224|m>>12;}else {if(k+3>=n)break;h[k++]=240|m>>18;h[k++]=128|m>>12&63;}h[k++]=128|m>>6&63;}h[k++]=128|m&63;}}h[k]=
@@ -57222,7 +57528,7 @@ function requireAgent () {
 
 	const { Socket } = require$$0$9;
 	const { Duplex } = require$$1$6;
-	const { resolve } = path;
+	const { resolve } = path$1;
 	const { readFile } = fs__default;
 	const { execFile, spawn } = child;
 
@@ -73124,7 +73430,7 @@ var libExports = requireLib();
 var SSH2 = /*@__PURE__*/getDefaultExportFromCjs(libExports);
 
 const DEFAULT_CONCURRENCY = 1;
-const DEFAULT_VALIDATE = (path$1) => !path.basename(path$1).startsWith('.');
+const DEFAULT_VALIDATE = (path) => !path$1.basename(path).startsWith('.');
 const DEFAULT_TICK = () => {
     /* No Op */
 };
@@ -73446,20 +73752,20 @@ class NodeSSH {
         }
         return response;
     }
-    async mkdir(path$1, method = 'sftp', givenSftp = null) {
-        invariant(typeof path$1 === 'string', 'path must be a valid string');
+    async mkdir(path, method = 'sftp', givenSftp = null) {
+        invariant(typeof path === 'string', 'path must be a valid string');
         invariant(typeof method === 'string' && (method === 'sftp' || method === 'exec'), 'method must be either sftp or exec');
         invariant(givenSftp == null || typeof givenSftp === 'object', 'sftp must be a valid object');
         if (method === 'exec') {
-            await this.exec('mkdir', ['-p', unixifyPath(path$1)]);
+            await this.exec('mkdir', ['-p', unixifyPath(path)]);
             return;
         }
         const sftp = givenSftp || (await this.requestSFTP());
-        const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path$1), sftp).catch(async (error) => {
+        const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path), sftp).catch(async (error) => {
             if (!retry || error == null || (error.message !== 'No such file' && error.code !== 'ENOENT')) {
                 throw error;
             }
-            await this.mkdir(path.dirname(path$1), 'sftp', sftp);
+            await this.mkdir(path$1.dirname(path), 'sftp', sftp);
             await makeSftpDirectory(false);
         });
         try {
@@ -73514,7 +73820,7 @@ class NodeSSH {
                         return;
                     }
                     if (err.message === 'No such file' && retry) {
-                        resolve(this.mkdir(path.dirname(remoteFile), 'sftp', sftp).then(() => putFile(false)));
+                        resolve(this.mkdir(path$1.dirname(remoteFile), 'sftp', sftp).then(() => putFile(false)));
                     }
                     else {
                         reject(err);
@@ -73582,8 +73888,8 @@ class NodeSSH {
             recursive,
             validate,
         });
-        const files = scanned.files.map((item) => path.relative(localDirectory, item));
-        const directories = scanned.directories.map((item) => path.relative(localDirectory, item));
+        const files = scanned.files.map((item) => path$1.relative(localDirectory, item));
+        const directories = scanned.directories.map((item) => path$1.relative(localDirectory, item));
         // Sort shortest to longest
         directories.sort((a, b) => a.length - b.length);
         let failed = false;
@@ -73594,7 +73900,7 @@ class NodeSSH {
                 directories.forEach((directory) => {
                     queue
                         .add(async () => {
-                        await this.mkdir(path.join(remoteDirectory, directory), 'sftp', sftp);
+                        await this.mkdir(path$1.join(remoteDirectory, directory), 'sftp', sftp);
                     })
                         .catch(reject);
                 });
@@ -73606,8 +73912,8 @@ class NodeSSH {
                 files.forEach((file) => {
                     queue
                         .add(async () => {
-                        const localFile = path.join(localDirectory, file);
-                        const remoteFile = path.join(remoteDirectory, file);
+                        const localFile = path$1.join(localDirectory, file);
+                        const remoteFile = path$1.join(remoteDirectory, file);
                         try {
                             await this.putFile(localFile, remoteFile, sftp, transferOptions);
                             tick(localFile, remoteFile, null);
@@ -73645,11 +73951,11 @@ class NodeSSH {
             validate,
             concurrency,
             fileSystem: {
-                basename(path$1) {
-                    return path.posix.basename(path$1);
+                basename(path) {
+                    return path$1.posix.basename(path);
                 },
                 join(pathA, pathB) {
-                    return path.posix.join(pathA, pathB);
+                    return path$1.posix.join(pathA, pathB);
                 },
                 readdir(path) {
                     return new Promise((resolve, reject) => {
@@ -73678,8 +73984,8 @@ class NodeSSH {
                 },
             },
         });
-        const files = scanned.files.map((item) => path.relative(remoteDirectory, item));
-        const directories = scanned.directories.map((item) => path.relative(remoteDirectory, item));
+        const files = scanned.files.map((item) => path$1.relative(remoteDirectory, item));
+        const directories = scanned.directories.map((item) => path$1.relative(remoteDirectory, item));
         // Sort shortest to longest
         directories.sort((a, b) => a.length - b.length);
         let failed = false;
@@ -73690,7 +73996,7 @@ class NodeSSH {
                 directories.forEach((directory) => {
                     queue
                         .add(async () => {
-                        await makeDir(path.join(localDirectory, directory));
+                        await makeDir(path$1.join(localDirectory, directory));
                     })
                         .catch(reject);
                 });
@@ -73702,8 +74008,8 @@ class NodeSSH {
                 files.forEach((file) => {
                     queue
                         .add(async () => {
-                        const localFile = path.join(localDirectory, file);
-                        const remoteFile = path.join(remoteDirectory, file);
+                        const localFile = path$1.join(localDirectory, file);
+                        const remoteFile = path$1.join(remoteDirectory, file);
                         try {
                             await this.getFile(localFile, remoteFile, sftp, transferOptions);
                             tick(localFile, remoteFile, null);
@@ -74242,6 +74548,27 @@ async function writeOne(sftp, path, data, mode, target) {
     }
 }
 
+function restartLine(restart, targets) {
+    return restart === 'targeted'
+        ? `Host: restart targeted: ${targets.length} service(s) receive a rotated key and will restart: ${describeTargets(targets)}; every other service keeps running`
+        : `Host: restart all (down / up of every service); the services that receive a rotated key: ${describeTargets(targets)}`;
+}
+/** Dry-run commands of the targeted steps, overriding the runbook's where they differ. */
+function targetedCommands(c, mode, compose, targets, postgres) {
+    if (c.restart !== 'targeted' || mode === 'recover')
+        return {};
+    const names = targets.map((t) => t.service).join(' ');
+    const commands = {
+        prepare: `record the containers of every service${mode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
+        stop: `${compose} stop ${names} (the services that receive a rotated key: ${describeTargets(targets)})`,
+        up: `${compose} up -d ${names} (nothing else is recreated)`
+    };
+    if (mode === 'immediate') {
+        commands.revoke = `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${postgres.user} -d ${postgres.db} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`;
+    }
+    return commands;
+}
+
 // New secret values: `bytes` from the OS CSPRNG, standard base64, one line
 // (unlike `openssl rand -base64 64`, which wraps at 64 characters).
 function generateSecret(bytes) {
@@ -74617,6 +74944,7 @@ class Rotation {
             changed: [],
             stateNow: 'nothing was changed',
             hostSteps: [],
+            ...(config.recover ? {} : { restart: config.restart }),
             updatedSecrets: [],
             restoredSecrets: [],
             unrestoredSecrets: [],
@@ -74734,6 +75062,14 @@ class Rotation {
         info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
         info(`Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`);
+        const targets = this.hostState.targets;
+        if (!c.recover && targets.length > 0) {
+            this.outcome.restartTargets = targets.map((t) => ({
+                service: t.service,
+                why: t.reasons.join('; ')
+            }));
+            info(restartLine(c.restart, targets));
+        }
     }
     async dryRun() {
         const c = this.config;
@@ -74760,9 +75096,14 @@ class Rotation {
             health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
             'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
         };
-        for (const step of stepsFor(this.hostMode))
+        const targets = state.targets.map((t) => t.service).join(' ');
+        Object.assign(commands, targetedCommands(c, this.hostMode, compose, state.targets, {
+            user: state.postgresUser,
+            db: state.postgresDb
+        }));
+        for (const step of stepsFor(this.hostMode, c.restart))
             plan.push(`host: ${step}: ${commands[step]}`);
-        plan.push('on any failed step: restore the backup, up -d, health check; then write the old values back to the CI secrets');
+        plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
         for (const line of plan)
             info(line);
         this.outcome.plan = plan;
@@ -74830,7 +75171,7 @@ class Rotation {
         const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`;
         const newEnv = this.newEnvText();
         await host.launch(newEnv, backupName);
-        this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode).join(' → ')})`);
+        this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`);
         info(`Host sequence started; following ${c.deployPath}/.rotation/journal`);
         const summary = await host.follow((event) => this.logEvent(event), this.context.signal, () => HostSession.connect(c.ssh));
         this.session = host.currentSession;
@@ -74885,6 +75226,13 @@ class Rotation {
         }));
         this.outcome.hostResult = summary.result;
         this.outcome.downtimeSeconds = summary.downtimeSeconds;
+        if (summary.services)
+            this.outcome.restartedServices = summary.services;
+        if (summary.apiDowntimeSeconds !== undefined)
+            this.outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds;
+        const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service);
+        if (unexpected.length > 0)
+            warning(`compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`);
         if (summary.backupPath)
             this.outcome.backupPath = summary.backupPath;
         const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok');

@@ -5,6 +5,7 @@
 #   rotate-host.sh release     releases the lock this run took (before launch)
 #   rotate-host.sh launch      starts "run" detached from the SSH session
 #   rotate-host.sh follow      prints the journal as it grows, until the run ends
+#   rotate-host.sh resolve     the resolved compose configuration, with marker values (restart: targeted)
 #   rotate-host.sh run         the sequence itself: backup, down, swap, ... with rollback
 #
 # Parameters come as shell assignments, either prepended to this script on
@@ -294,6 +295,171 @@ follow() {
   done
 }
 
+# ---------------------------------------------------------------- restart: targeted
+# Resolves the compose file the action staged (.rotation/targets.yml: env_file
+# entries stripped) with its marker .env (.rotation/targets.env: markers in
+# place of secret values), so the output holds no real secret. Prints
+# docker_cli=yes|no, then the resolved configuration.
+resolve_config() {
+  cd "$DEPLOY_DIR" || exit 1
+  if command -v docker >/dev/null 2>&1; then say docker_cli yes; else say docker_cli no; fi
+  bound=''
+  command -v timeout >/dev/null 2>&1 && bound="timeout -k 5 60"
+  # Only what compose needs: a variable exported in this shell would override the markers.
+  # shellcheck disable=SC2086
+  env -i PATH="$PATH" HOME="${HOME:-/}" DOCKER_HOST="${DOCKER_HOST:-}" $bound $COMPOSE_CMD \
+    -f "$ROT/targets.yml" --project-directory "$(dirname "$COMPOSE_FILE")" --env-file "$ROT/targets.env" \
+    config 2>"$ROT/targets.err"
+  status=$?
+  [ "$status" = 0 ] || head -c 300 "$ROT/targets.err" >&2
+  rm -f "$ROT/targets.yml" "$ROT/targets.env" "$ROT/targets.err"
+  exit "$status"
+}
+
+bounded() { # command...: bounded by the step timeout like compose calls
+  if command -v timeout >/dev/null 2>&1; then timeout -k 10 "$STEP_TIMEOUT" "$@"; else "$@"; fi
+}
+
+# "<service> <container id>" for each service container (one-off containers skipped).
+service_containers() {
+  ids=$(compose ps -q) || return 1
+  [ -n "$ids" ] || return 0
+  # shellcheck disable=SC2086
+  bounded docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{.Id}}' $ids |
+    awk '$2 != "True" { print $1, $3 }'
+}
+
+container_of() { # service file
+  awk -v s="$1" '$1 == s { print $2; exit }' "$2"
+}
+
+iso_ms() { # docker's RFC 3339 time → epoch ms (empty when unknown)
+  case $1 in '' | 0001-*) return 0 ;; esac
+  date -d "$1" +%s%3N 2>/dev/null
+}
+
+probe_ok() {
+  if [ "$HTTP_CLIENT" = curl ]; then
+    case $(curl -s -o /dev/null -w '%{http_code}' -m 1 "$HEALTH_URL" 2>/dev/null) in 2??) return 0 ;; esac
+    return 1
+  fi
+  wget -q -O /dev/null -T 1 "$HEALTH_URL" 2>/dev/null
+}
+
+# Probes the API every 0.1 s in the background: journals the first failed
+# probe (api down) and the first healthy one after it (api up), then ends.
+start_api_watch() {
+  (
+    deadline=$(($(now_ms) + STEP_TIMEOUT * 4000))
+    down=0
+    while [ "$(now_ms)" -lt "$deadline" ]; do
+      at=$(now_ms)
+      if probe_ok; then
+        [ "$down" = 1 ] && {
+          journal api - up "at=$at"
+          exit 0
+        }
+      elif [ "$down" = 0 ]; then
+        down=1
+        journal api - down "at=$at"
+      fi
+      journal_terminal && exit 0
+      sleep 0.1
+    done
+  ) </dev/null >/dev/null 2>&1 &
+}
+
+# Before any change: which container runs each service, and (immediate) that
+# the database takes commands in its running container.
+prepare_targets() {
+  service_containers >"$ROT/containers.before" || {
+    STEP_DETAIL='could not list the running containers'
+    return 1
+  }
+  PG_CONTAINER=$(container_of "$POSTGRES_SERVICE" "$ROT/containers.before")
+  if [ "$MODE" = immediate ]; then
+    [ -n "$PG_CONTAINER" ] || {
+      STEP_DETAIL="$POSTGRES_SERVICE has no container"
+      return 1
+    }
+    bounded docker exec "$PG_CONTAINER" pg_isready -q -U "$POSTGRES_USER" -d "$POSTGRES_DB" || {
+      STEP_DETAIL="$POSTGRES_SERVICE does not accept connections"
+      return 1
+    }
+  fi
+  TARGETS=$(present_targets)
+  [ -n "$TARGETS" ] || {
+    STEP_DETAIL='none of the services that receive a rotated key has a container'
+    return 1
+  }
+  start_api_watch
+  STEP_DETAIL="services=$(printf '%s' "${TARGETS% }" | tr ' ' ',')"
+}
+
+# The targets that had a container before the run: one never started (an
+# inactive profile, a one-shot job) is not started by the rotation either.
+present_targets() {
+  for svc in $TARGETS; do
+    [ -n "$(container_of "$svc" "$ROT/containers.before")" ] && printf '%s ' "$svc"
+  done
+}
+
+# shellcheck disable=SC2086
+stop_targets() {
+  compose stop $TARGETS || return 1
+  # When each one stopped, from the engine (in the background: the API is down).
+  ids=''
+  for svc in $TARGETS; do ids="$ids $(container_of "$svc" "$ROT/containers.before")"; done
+  [ -n "${ids# }" ] && {
+    bounded docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.State.FinishedAt}}' $ids >"$ROT/stopped.times" 2>/dev/null &
+  }
+  STEP_DETAIL="services=$(printf '%s' "${TARGETS% }" | tr ' ' ',')"
+}
+
+# The revoke through the database's known container: no compose start-up.
+revoke_direct() {
+  out=$(bounded docker exec -i "$PG_CONTAINER" \
+    psql -X -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f - <"$ROT/revoke.sql" 2>&1)
+  status=$?
+  printf '%s\n' "$out" >>"$ROT/host.log"
+  rows=$(printf '%s\n' "$out" | sed -n -e 's/^DELETE \([0-9][0-9]*\)$/\1/p' -e 's/^UPDATE \([0-9][0-9]*\)$/\1/p' | tail -n 1)
+  STEP_DETAIL="rows=${rows:-unknown}"
+  [ "$status" = 0 ]
+}
+
+# After the services are back: per recreated service, when it stopped and
+# started; a service recreated that was not a target is named. Never fails.
+record_services() {
+  service_containers >"$ROT/containers.after" 2>/dev/null || return 0
+  while read -r svc id; do
+    [ "$(container_of "$svc" "$ROT/containers.before")" = "$id" ] && continue
+    kind=unexpected
+    for t in $TARGETS; do [ "$t" = "$svc" ] && kind=target; done
+    stopped=$(iso_ms "$(sed -n "s/^$svc //p" "$ROT/stopped.times" 2>/dev/null | head -n 1)")
+    started=$(iso_ms "$(bounded docker inspect -f '{{.State.StartedAt}}' "$id" 2>/dev/null)")
+    journal service "$svc" "$kind" "stopped=${stopped:-unknown} started=${started:-unknown}"
+  done <"$ROT/containers.after"
+  rm -f "$ROT/stopped.times"
+  return 0
+}
+
+# restart: targeted recreates only the targets (compose still checks their
+# dependencies); record_services then names anything else that was recreated.
+# shellcheck disable=SC2086
+up_step() {
+  if [ "${RESTART:-all}" = targeted ]; then compose up -d $TARGETS; else compose up -d; fi
+}
+
+# Rollback's first step with restart: targeted: stop the same services.
+# shellcheck disable=SC2086
+rollback_stop() {
+  journal step-start rollback-stop
+  if compose stop $TARGETS >>"$ROT/host.log" 2>&1; then journal step-end rollback-stop ok; else
+    # Not fatal: restoring .env and up -d still recreate them on the old values.
+    journal step-end rollback-stop fail "exit=$?"
+  fi
+}
+
 # ---------------------------------------------------------------- the run
 restore_backup() { # backup path; keeps the original mode and owner
   cp "$1" "$ROT/env.restore" &&
@@ -325,7 +491,7 @@ health_loop() { # step name
       journal info "$1" - "gave up after $try tries, last HTTP $code"
       return 1
     }
-    sleep 0.25
+    sleep "${HEALTH_INTERVAL:-0.25}"
   done
 }
 
@@ -389,6 +555,8 @@ do_step() {
       cmp -s "$BACKUP_PATH" "$ENV_FILE" || restore_backup "$BACKUP_PATH" || return 1
       STEP_DETAIL="path=$DEPLOY_DIR/$BACKUP_PATH"
       ;;
+    prepare) prepare_targets ;;
+    stop) stop_targets ;;
     down) compose down ;;
     swap)
       [ -s "$ROT/env.new" ] || {
@@ -401,8 +569,8 @@ do_step() {
       ;;
     up-postgres) compose up -d "$POSTGRES_SERVICE" ;;
     wait-postgres) wait_postgres ;;
-    revoke) revoke ;;
-    up) compose up -d ;;
+    revoke) if [ "${RESTART:-all}" = targeted ]; then revoke_direct; else revoke; fi ;;
+    up) up_step ;;
     health) health_loop health ;;
     *)
       STEP_DETAIL="unknown step $1"
@@ -425,6 +593,7 @@ step() { # name
 
 rollback() { # failed step
   journal rollback-start - - "$1"
+  [ "${RESTART:-all}" = targeted ] && rollback_stop
   ok=1
   if [ "$SWAPPED" = 1 ] || [ -f "$ROT/env.new" ] || ! cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
     journal step-start rollback-restore
@@ -478,6 +647,8 @@ run() {
     }
   done
   if [ -z "$failed" ]; then
+    # After the healthy check, so it is not counted in the downtime.
+    [ "${RESTART:-all}" = targeted ] && record_services >>"$ROT/host.log" 2>&1
     case $MODE in
       recover) finish recovered ;;
       *) finish success ;;
@@ -507,6 +678,7 @@ case $command in
     rm -rf "$TMPDIR_PF"
     ;;
   release) release ;;
+  resolve) resolve_config ;;
   launch) launch ;;
   follow) follow ;;
   run)
@@ -514,7 +686,7 @@ case $command in
     run
     ;;
   *)
-    echo "usage: rotate-host.sh preflight|release|launch|follow|run PARAMS" >&2
+    echo "usage: rotate-host.sh preflight|release|resolve|launch|follow|run PARAMS" >&2
     exit 2
     ;;
 esac
