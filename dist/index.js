@@ -37989,6 +37989,13 @@ function renderAssignments(params) {
 function stepTimeoutSeconds(config) {
     return Math.max(60, 2 * config.healthTimeoutSeconds);
 }
+/**
+ * The env file every compose call is given with --env-file: without it,
+ * compose >= 1.28 reads the .env beside the first -f file instead.
+ */
+function envFilePath(config) {
+    return `${config.deployPath.replace(/\/+$/, '')}/${config.envFile}`;
+}
 /** `.env.backup.<YYYYmmddTHHMMSSZ>` stamp of an ISO time. */
 function backupStamp(iso) {
     return iso.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -38012,11 +38019,30 @@ function parsePreflight(stdout) {
                 facts.envFile = value;
                 break;
             case 'env_stat': {
+                if (value === 'unreadable') {
+                    facts.envMode = 'unreadable';
+                    break;
+                }
                 const [mode, owner] = value.split(' ');
                 facts.envMode = mode;
                 facts.envOwner = owner;
                 break;
             }
+            case 'env_real':
+                facts.envReal = value;
+                break;
+            case 'env_link':
+                facts.envLink = value;
+                break;
+            case 'env_owner_keep':
+                facts.envOwnerKeep = value;
+                break;
+            case 'env_dir_writable':
+                facts.envDirWritable = value;
+                break;
+            case 'timeout':
+                facts.timeout = value;
+                break;
             case 'deploy_writable':
                 facts.deployWritable = value;
                 break;
@@ -38037,9 +38063,6 @@ function parsePreflight(stdout) {
                 break;
             case 'detach':
                 facts.detach.push(value);
-                break;
-            case 'same_fs':
-                facts.sameFs = value;
                 break;
             case 'journal':
                 facts.journal = value;
@@ -38105,8 +38128,23 @@ function preflightProblems(facts, config, recover) {
     if (facts.detach.length === 0 || facts.detach.includes('none')) {
         problems.push('neither setsid nor systemd-run is usable on the host: the sequence cannot run detached');
     }
-    if (facts.sameFs === 'no') {
-        problems.push(`${deploy}/.rotation is on another file system than ${deploy}: the .env swap would not be an atomic rename`);
+    if (facts.envFile === 'unresolvable') {
+        problems.push(`env file ${deploy}/${config.envFile} is a symlink whose target cannot be resolved (readlink -f): point it at the real file`);
+    }
+    if (facts.envMode === 'unreadable') {
+        problems.push(`the mode and owner of ${facts.envReal ?? `${deploy}/${config.envFile}`} cannot be read (stat -L): the new .env could not keep them, so nothing was changed`);
+    }
+    if (facts.envOwnerKeep === 'no-owner' || facts.envOwnerKeep === 'no-group') {
+        const [uid, gid] = (facts.envOwner ?? '?:?').split(':');
+        problems.push(facts.envOwnerKeep === 'no-owner'
+            ? `${facts.envReal ?? config.envFile} is owned by uid ${uid}, not by the SSH user: a file the SSH user writes would be owned by it and the app could lose read access. Use the owning user (or root) as ssh-user, or chown the file to the SSH user`
+            : `${facts.envReal ?? config.envFile} belongs to group ${gid}, which the SSH user is not in: the new file could not keep that group and the app could lose read access. Add the SSH user to group ${gid} (or use root as ssh-user)`);
+    }
+    if (facts.envDirWritable === 'no') {
+        problems.push(`${facts.envReal ? facts.envReal.replace(/\/[^/]*$/, '') : deploy} (the directory of the .env target) is not writable by the SSH user: the backups and the atomic rename happen there`);
+    }
+    if (facts.timeout === 'none') {
+        problems.push('`timeout` (coreutils) is not installed on the host: every compose call of the sequence is bounded by it');
     }
     if (problems.length > 0)
         return problems;
@@ -47390,7 +47428,6 @@ class HostRotation {
             DEPLOY_DIR: c.deployPath,
             COMPOSE_FILE: c.composeFile,
             ENV_FILE: c.envFile,
-            ENV_FILE_OPT: c.envFile === '.env' ? '' : `--env-file ${c.envFile}`,
             COMPOSE_CMD: this.state?.composeCommand ?? c.composeCommand ?? 'auto',
             STEP_TIMEOUT: stepTimeoutSeconds(c),
             RUN_ID: this.run.id,
@@ -47527,6 +47564,7 @@ class HostRotation {
             ENV_SHA256: state.envSha256,
             ENV_MODE: state.facts.envMode ?? '600',
             ENV_OWNER: state.facts.envOwner ?? '',
+            ENV_REAL_EXPECTED: state.facts.envReal ?? '',
             DETACH: state.detach
         });
         const files = [
@@ -75074,7 +75112,7 @@ class Rotation {
     async dryRun() {
         const c = this.config;
         const state = this.hostState;
-        const compose = `${state.composeCommand} -f ${c.composeFile}`;
+        const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
         const stamp = backupStamp(this.outcome.rotatedAt);
         const plan = [];
         if (this.rotatesSecrets) {
@@ -75088,7 +75126,7 @@ class Rotation {
         const commands = {
             backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
             down: `${compose} down`,
-            swap: `rename .rotation/env.new over ${c.envFile} (atomic, mode ${state.facts.envMode} kept)`,
+            swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
             'up-postgres': `${compose} up -d ${c.postgresService}`,
             'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
             revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
@@ -75283,7 +75321,7 @@ class Rotation {
             default:
                 this.outcome.result = 'failed';
                 this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)} and the rollback failed too (${summary.result})`;
-                this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} up -d" by hand`;
+                this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`;
                 this.outcome.changed.push(`${where}: swapped and rollback attempted`);
                 return false;
         }
@@ -75402,11 +75440,7 @@ class Rotation {
             info(`${login.account} login: ${login.status}${login.reason ? ` (${login.reason})` : ''}`);
         }
         const state = this.hostState;
-        const composeArgs = [
-            '-f',
-            c.composeFile,
-            ...(c.envFile === '.env' ? [] : ['--env-file', c.envFile])
-        ];
+        const composeArgs = ['-f', c.composeFile, '--env-file', envFilePath(c)];
         this.outcome.logScan = await scanServiceLogs(session, c.deployPath, state.composeCommand.split(' ').map(shellQuote).join(' '), composeArgs, this.outcome.rotatedAt, c.jwtErrorPattern, [...Object.values(this.newValues), ...Object.values(state.oldValues)]);
         const scan = this.outcome.logScan;
         info(`log scan since ${scan.since}: ${scan.status}, ${scan.total} line(s) match, ${scan.expected} expected (old tokens rejected), ${scan.configErrors} configuration error(s)`);

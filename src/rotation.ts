@@ -14,7 +14,14 @@ import {
 } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
 import type { JournalEvent } from './host/journal.js'
-import { backupStamp, retireAfterMs, shellQuote, stepsFor, type HostMode } from './host/plan.js'
+import {
+  backupStamp,
+  envFilePath,
+  retireAfterMs,
+  shellQuote,
+  stepsFor,
+  type HostMode
+} from './host/plan.js'
 import {
   HostRotation,
   type FollowResult,
@@ -221,7 +228,7 @@ export class Rotation {
   private async dryRun(): Promise<void> {
     const c = this.config
     const state = this.hostState as HostState
-    const compose = `${state.composeCommand} -f ${c.composeFile}`
+    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`
     const stamp = backupStamp(this.outcome.rotatedAt)
     const plan: string[] = []
     if (this.rotatesSecrets) {
@@ -241,7 +248,7 @@ export class Rotation {
     const commands: Record<string, string> = {
       backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
       down: `${compose} down`,
-      swap: `rename .rotation/env.new over ${c.envFile} (atomic, mode ${state.facts.envMode} kept)`,
+      swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
       'up-postgres': `${compose} up -d ${c.postgresService}`,
       'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
       revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
@@ -476,7 +483,7 @@ export class Rotation {
       default:
         this.outcome.result = 'failed'
         this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)} and the rollback failed too (${summary.result})`
-        this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} up -d" by hand`
+        this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`
         this.outcome.changed.push(`${where}: swapped and rollback attempted`)
         return false
     }
@@ -619,11 +626,7 @@ export class Rotation {
       )
     }
     const state = this.hostState as HostState
-    const composeArgs = [
-      '-f',
-      c.composeFile,
-      ...(c.envFile === '.env' ? [] : ['--env-file', c.envFile])
-    ]
+    const composeArgs = ['-f', c.composeFile, '--env-file', envFilePath(c)]
     this.outcome.logScan = await scanServiceLogs(
       session,
       c.deployPath,

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals'
 import {
   backupStamp,
   parsePreflight,
+  envFilePath,
   preflightProblems,
   renderAssignments,
   retireAfterMs,
@@ -109,6 +110,24 @@ describe('preflight facts', () => {
     expect(problems).toMatch(/compose file \/opt\/cloudbox\/docker-compose.prod.yml does not exist/)
     expect(problems).toMatch(/neither curl nor wget/)
     expect(problems).toMatch(/no compose CLI found/)
+  })
+  it('refuses a .env whose owner, group or mode cannot be kept', () => {
+    const problemsFor = (extra: string) =>
+      preflightProblems(parsePreflight(`${healthy}\n${extra}`), config, false).join('\n')
+    expect(problemsFor('env_owner_keep=no-owner')).toMatch(/owned by uid 1000, not by the SSH user/)
+    expect(problemsFor('env_owner_keep=no-group')).toMatch(/belongs to group 1000.*not in/)
+    expect(problemsFor('env_owner_keep=yes')).toBe('')
+    expect(problemsFor('env_stat=unreadable')).toMatch(/cannot be read \(stat -L\)/)
+    expect(problemsFor('env_dir_writable=no\nenv_real=/srv/shared/.env')).toMatch(
+      /^\/srv\/shared \(the directory of the .env target\) is not writable/
+    )
+    expect(problemsFor('timeout=none')).toMatch(/`timeout` \(coreutils\) is not installed/)
+  })
+  it('reads the symlink target', () => {
+    const facts = parsePreflight(`${healthy}\nenv_link=/srv/shared/.env\nenv_real=/srv/shared/.env`)
+    expect(facts.envLink).toBe('/srv/shared/.env')
+    expect(facts.envReal).toBe('/srv/shared/.env')
+    expect(envFilePath({ deployPath: '/srv/app/', envFile: '.env' })).toBe('/srv/app/.env')
   })
   it('an unknown postgres service', () => {
     const facts = parsePreflight(

@@ -45,6 +45,14 @@ export function stepTimeoutSeconds(config: Pick<Config, 'healthTimeoutSeconds'>)
   return Math.max(60, 2 * config.healthTimeoutSeconds)
 }
 
+/**
+ * The env file every compose call is given with --env-file: without it,
+ * compose >= 1.28 reads the .env beside the first -f file instead.
+ */
+export function envFilePath(config: Pick<Config, 'deployPath' | 'envFile'>): string {
+  return `${config.deployPath.replace(/\/+$/, '')}/${config.envFile}`
+}
+
 /** `.env.backup.<YYYYmmddTHHMMSSZ>` stamp of an ISO time. */
 export function backupStamp(iso: string): string {
   return iso.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
@@ -63,7 +71,14 @@ export interface HostFacts {
   services: string[]
   httpClient?: string
   detach: string[]
-  sameFs?: string
+  /** The real file behind the .env (itself when it is no link). */
+  envReal?: string
+  /** Set when the .env is a symlink: its resolved target. */
+  envLink?: string
+  /** Non-root only: whether the SSH user can give a new file the .env's owner and group. */
+  envOwnerKeep?: string
+  envDirWritable?: string
+  timeout?: string
   journal?: 'none' | 'terminal' | 'running' | 'interrupted'
   journalAge?: string
   journalLastStep?: string
@@ -92,11 +107,30 @@ export function parsePreflight(stdout: string): HostFacts {
         facts.envFile = value
         break
       case 'env_stat': {
+        if (value === 'unreadable') {
+          facts.envMode = 'unreadable'
+          break
+        }
         const [mode, owner] = value.split(' ')
         facts.envMode = mode
         facts.envOwner = owner
         break
       }
+      case 'env_real':
+        facts.envReal = value
+        break
+      case 'env_link':
+        facts.envLink = value
+        break
+      case 'env_owner_keep':
+        facts.envOwnerKeep = value
+        break
+      case 'env_dir_writable':
+        facts.envDirWritable = value
+        break
+      case 'timeout':
+        facts.timeout = value
+        break
       case 'deploy_writable':
         facts.deployWritable = value
         break
@@ -117,9 +151,6 @@ export function parsePreflight(stdout: string): HostFacts {
         break
       case 'detach':
         facts.detach.push(value)
-        break
-      case 'same_fs':
-        facts.sameFs = value
         break
       case 'journal':
         facts.journal = value as HostFacts['journal']
@@ -204,9 +235,32 @@ export function preflightProblems(
       'neither setsid nor systemd-run is usable on the host: the sequence cannot run detached'
     )
   }
-  if (facts.sameFs === 'no') {
+  if (facts.envFile === 'unresolvable') {
     problems.push(
-      `${deploy}/.rotation is on another file system than ${deploy}: the .env swap would not be an atomic rename`
+      `env file ${deploy}/${config.envFile} is a symlink whose target cannot be resolved (readlink -f): point it at the real file`
+    )
+  }
+  if (facts.envMode === 'unreadable') {
+    problems.push(
+      `the mode and owner of ${facts.envReal ?? `${deploy}/${config.envFile}`} cannot be read (stat -L): the new .env could not keep them, so nothing was changed`
+    )
+  }
+  if (facts.envOwnerKeep === 'no-owner' || facts.envOwnerKeep === 'no-group') {
+    const [uid, gid] = (facts.envOwner ?? '?:?').split(':')
+    problems.push(
+      facts.envOwnerKeep === 'no-owner'
+        ? `${facts.envReal ?? config.envFile} is owned by uid ${uid}, not by the SSH user: a file the SSH user writes would be owned by it and the app could lose read access. Use the owning user (or root) as ssh-user, or chown the file to the SSH user`
+        : `${facts.envReal ?? config.envFile} belongs to group ${gid}, which the SSH user is not in: the new file could not keep that group and the app could lose read access. Add the SSH user to group ${gid} (or use root as ssh-user)`
+    )
+  }
+  if (facts.envDirWritable === 'no') {
+    problems.push(
+      `${facts.envReal ? facts.envReal.replace(/\/[^/]*$/, '') : deploy} (the directory of the .env target) is not writable by the SSH user: the backups and the atomic rename happen there`
+    )
+  }
+  if (facts.timeout === 'none') {
+    problems.push(
+      '`timeout` (coreutils) is not installed on the host: every compose call of the sequence is bounded by it'
     )
   }
   if (problems.length > 0) return problems

@@ -39,15 +39,56 @@ journal() { # event step status detail
 
 say() { printf '%s=%s\n' "$1" "$2"; }
 
-# Every compose call is bounded by the step timeout when `timeout` exists.
-# COMPOSE_CMD and ENV_FILE_OPT are split on spaces on purpose (set -f above).
+# The .env as compose is given it (ENV_ABS, through any symlink) and the real
+# file behind it (ENV_REAL, in ENV_DIR): a symlinked .env (e.g. a
+# Capistrano-style shared/.env) is staged, backed up and renamed beside its
+# target, so the link stays and the file the next deploy reads is rotated.
+env_paths() {
+  case $ENV_FILE in
+    /*) ENV_ABS=$ENV_FILE ;;
+    *) ENV_ABS=$DEPLOY_DIR/$ENV_FILE ;;
+  esac
+  ENV_REAL=$(readlink -f -- "$ENV_ABS" 2>/dev/null) || ENV_REAL=''
+  ENV_DIR=${ENV_REAL%/*}
+  ENV_BASE=${ENV_REAL##*/}
+}
+
+# Every compose call is bounded by the step timeout, and names the env file:
+# without --env-file, compose >= 1.28 reads the .env beside the first -f file,
+# which is another file when the compose file sits in a subfolder.
+# COMPOSE_CMD is split on spaces on purpose (set -f above).
 # shellcheck disable=SC2086
 compose() {
   if command -v timeout >/dev/null 2>&1; then
-    timeout -k 10 "$STEP_TIMEOUT" $COMPOSE_CMD -f "$COMPOSE_FILE" $ENV_FILE_OPT "$@"
+    timeout -k 10 "$STEP_TIMEOUT" $COMPOSE_CMD -f "$COMPOSE_FILE" --env-file "$ENV_ABS" "$@"
   else
-    $COMPOSE_CMD -f "$COMPOSE_FILE" $ENV_FILE_OPT "$@"
+    $COMPOSE_CMD -f "$COMPOSE_FILE" --env-file "$ENV_ABS" "$@"
   fi
+}
+
+# Gives a file the .env target's mode and owner; fails rather than leave the
+# secrets readable by someone else or unreadable by the app's group.
+keep_owner() { # file
+  if [ "$(id -u)" = 0 ]; then
+    chown "$ENV_OWNER" "$1" || return 1
+  else
+    gid=${ENV_OWNER#*:}
+    [ "$(stat -c %g "$1")" = "$gid" ] || chgrp "$gid" "$1" || return 1
+  fi
+  chmod "$ENV_MODE" "$1"
+}
+
+# Puts a copy of a file in place of the .env target by an atomic rename in the
+# target's own directory, with the target's mode and owner, synced first.
+install_env() { # source
+  tmp=$ENV_DIR/.$ENV_BASE.rotation-new.$$
+  if cp "$1" "$tmp" && keep_owner "$tmp" && { sync "$tmp" 2>/dev/null || sync; } &&
+    mv -f "$tmp" "$ENV_REAL"; then
+    sync "$ENV_DIR" 2>/dev/null || sync
+    return 0
+  fi
+  rm -f "$tmp"
+  return 1
 }
 
 # The run's pid, and the boot it started in: after a reboot the pid may
@@ -63,7 +104,7 @@ holder_alive() { # pid
 
 list_backups() { # newest first
   set +f
-  for f in "$ENV_FILE".backup.*; do
+  for f in "$ENV_REAL".backup.*; do
     case ${f##*.backup.} in
       [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) [ -f "$f" ] && printf '%s\n' "$f" ;;
     esac
@@ -112,9 +153,40 @@ preflight() {
   elif [ ! -r "$ENV_FILE" ] || [ ! -w "$ENV_FILE" ]; then
     say env_file not-read-writable
     problems=1
+  elif [ -z "$ENV_REAL" ] || [ ! -f "$ENV_REAL" ]; then
+    say env_file unresolvable
+    problems=1
   else
     say env_file ok
-    say env_stat "$(stat -c '%a %u:%g' "$ENV_FILE" 2>/dev/null)"
+    [ -L "$ENV_ABS" ] && say env_link "$ENV_REAL"
+    say env_real "$ENV_REAL"
+    # -L: the target's mode and owner, not the link's 777.
+    st=$(stat -L -c '%a %u:%g' -- "$ENV_ABS" 2>/dev/null)
+    case $st in
+      [0-7]*' '[0-9]*:[0-9]*) say env_stat "$st" ;;
+      *)
+        say env_stat unreadable
+        problems=1
+        ;;
+    esac
+    if [ "$(id -u)" != 0 ] && [ -n "$st" ]; then
+      uid=${st#* }
+      uid=${uid%%:*}
+      gid=${st##*:}
+      if [ "$uid" != "$(id -u)" ]; then
+        say env_owner_keep no-owner
+        problems=1
+      elif [ "$gid" != "$(id -g)" ] && ! id -G | tr ' ' '\n' | grep -qx "$gid"; then
+        say env_owner_keep no-group
+        problems=1
+      else
+        say env_owner_keep yes
+      fi
+    fi
+    if [ -w "$ENV_DIR" ]; then say env_dir_writable yes; else
+      say env_dir_writable no
+      problems=1
+    fi
   fi
   if [ -w . ]; then say deploy_writable yes; else
     say deploy_writable no
@@ -168,8 +240,8 @@ preflight() {
     say rotation_dir unwritable
     exit 0
   fi
-  if [ "$(stat -c %d . 2>/dev/null)" = "$(stat -c %d "$ROT" 2>/dev/null)" ]; then say same_fs yes; else
-    say same_fs no
+  if command -v timeout >/dev/null 2>&1; then say timeout yes; else
+    say timeout none
     problems=1
   fi
 
@@ -461,11 +533,8 @@ rollback_stop() {
 }
 
 # ---------------------------------------------------------------- the run
-restore_backup() { # backup path; keeps the original mode and owner
-  cp "$1" "$ROT/env.restore" &&
-    chmod "$ENV_MODE" "$ROT/env.restore" &&
-    { chown "$ENV_OWNER" "$ROT/env.restore" 2>/dev/null || true; } &&
-    mv -f "$ROT/env.restore" "$ENV_FILE"
+restore_backup() { # backup path; keeps the target's mode and owner
+  install_env "$1"
 }
 
 health_loop() { # step name
@@ -518,19 +587,25 @@ do_step() {
   STEP_DETAIL=''
   case $1 in
     backup)
-      [ "$(sha256sum <"$ENV_FILE" | cut -d ' ' -f 1)" = "$ENV_SHA256" ] || {
+      [ -n "${ENV_REAL_EXPECTED:-}" ] && [ "$ENV_REAL" != "$ENV_REAL_EXPECTED" ] && {
+        STEP_DETAIL="$ENV_FILE now points to $ENV_REAL, not $ENV_REAL_EXPECTED as in preflight"
+        return 1
+      }
+      [ "$(sha256sum <"$ENV_REAL" | cut -d ' ' -f 1)" = "$ENV_SHA256" ] || {
         STEP_DETAIL="$ENV_FILE changed since preflight"
         return 1
       }
-      cp "$ENV_FILE" "$ROT/backup.tmp" && chmod 600 "$ROT/backup.tmp" &&
-        cp "$ROT/backup.tmp" "$ROT/backup2.tmp" &&
-        mv -f "$ROT/backup.tmp" "$BACKUP_PATH" &&
-        mv -f "$ROT/backup2.tmp" "$ENV_FILE.backup" &&
-        cmp -s "$ENV_FILE" "$BACKUP_PATH" || return 1
+      # Beside the target, so restoring is a rename in one directory.
+      cp "$ENV_REAL" "$ENV_DIR/.$ENV_BASE.backup-new.$$" && chmod 600 "$ENV_DIR/.$ENV_BASE.backup-new.$$" &&
+        cp "$ENV_DIR/.$ENV_BASE.backup-new.$$" "$ENV_DIR/.$ENV_BASE.backup-new2.$$" &&
+        { sync "$ENV_DIR/.$ENV_BASE.backup-new.$$" 2>/dev/null || sync; } &&
+        mv -f "$ENV_DIR/.$ENV_BASE.backup-new.$$" "$BACKUP_PATH" &&
+        mv -f "$ENV_DIR/.$ENV_BASE.backup-new2.$$" "$ENV_REAL.backup" &&
+        cmp -s "$ENV_REAL" "$BACKUP_PATH" || return 1
       BACKED_UP=1
-      # Keep the newest BACKUP_RETENTION timestamped backups.
-      list_backups | tail -n "+$((BACKUP_RETENTION + 1))" | while read -r old; do rm -f -- "$old"; done
-      STEP_DETAIL="path=$DEPLOY_DIR/$BACKUP_PATH"
+      # Keep BACKUP_RETENTION timestamped backups, this run's own always among them.
+      list_backups | grep -vxF -- "$BACKUP_PATH" | tail -n "+$BACKUP_RETENTION" | while read -r old; do rm -f -- "$old"; done
+      STEP_DETAIL="path=$BACKUP_PATH"
       ;;
     recover-restore)
       from=$(interrupted_backup)
@@ -551,9 +626,9 @@ do_step() {
         STEP_DETAIL="backup $from missing"
         return 1
       }
-      BACKUP_PATH=${from#"$DEPLOY_DIR/"} # relative, like a rotation's
+      BACKUP_PATH=$from
       cmp -s "$BACKUP_PATH" "$ENV_FILE" || restore_backup "$BACKUP_PATH" || return 1
-      STEP_DETAIL="path=$DEPLOY_DIR/$BACKUP_PATH"
+      STEP_DETAIL="path=$BACKUP_PATH"
       ;;
     prepare) prepare_targets ;;
     stop) stop_targets ;;
@@ -563,8 +638,8 @@ do_step() {
         STEP_DETAIL='staged env missing'
         return 1
       }
-      chmod "$ENV_MODE" "$ROT/env.new" && { chown "$ENV_OWNER" "$ROT/env.new" 2>/dev/null || true; } &&
-        mv -f "$ROT/env.new" "$ENV_FILE" || return 1
+      install_env "$ROT/env.new" || return 1
+      rm -f "$ROT/env.new"
       SWAPPED=1
       ;;
     up-postgres) compose up -d "$POSTGRES_SERVICE" ;;
@@ -582,11 +657,12 @@ do_step() {
 step() { # name
   [ "$TERMINATED" = 1 ] && return 1
   journal step-start "$1"
-  if do_step "$1" >>"$ROT/host.log" 2>&1; then
+  do_step "$1" >>"$ROT/host.log" 2>&1
+  status=$?
+  if [ "$status" = 0 ]; then
     journal step-end "$1" ok "$STEP_DETAIL"
     return 0
   fi
-  status=$?
   journal step-end "$1" fail "exit=$status${STEP_DETAIL:+ $STEP_DETAIL}"
   return 1
 }
@@ -599,7 +675,7 @@ rollback() { # failed step
     journal step-start rollback-restore
     rm -f "$ROT/env.new"
     if restore_backup "$BACKUP_PATH" >>"$ROT/host.log" 2>&1 && cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
-      journal step-end rollback-restore ok "path=$DEPLOY_DIR/$BACKUP_PATH"
+      journal step-end rollback-restore ok "path=$BACKUP_PATH"
     else
       journal step-end rollback-restore fail
       ok=0
@@ -621,7 +697,8 @@ rollback() { # failed step
 }
 
 finish() { # result detail
-  rm -f "$ROT/env.new" "$ROT/env.restore" "$ROT/env.kept" "$ROT/backup.tmp" "$ROT/backup2.tmp"
+  rm -f "$ROT/env.new" "$ROT/env.kept" "$ENV_DIR/.$ENV_BASE.rotation-new.$$" \
+    "$ENV_DIR/.$ENV_BASE.backup-new.$$" "$ENV_DIR/.$ENV_BASE.backup-new2.$$"
   journal result - "$1" "${2:-}"
   rm -rf "$ROT/lock"
   exit 0
@@ -631,6 +708,9 @@ run() {
   # shellcheck disable=SC1090
   . "$PARAMS_FILE"
   cd "$DEPLOY_DIR" || exit 1
+  env_paths
+  # A backup path from the action names the .env; the backup sits beside its target.
+  BACKUP_PATH=$ENV_REAL.backup.${BACKUP_PATH##*.backup.}
   cat /proc/sys/kernel/random/boot_id >"$ROT/lock/boot" 2>/dev/null
   echo $$ >"$ROT/lock/pid"
   TERMINATED=0
@@ -673,6 +753,7 @@ run() {
 command=${1:-}
 case $command in
   preflight)
+    env_paths
     TMPDIR_PF=$(mktemp -d)
     preflight
     rm -rf "$TMPDIR_PF"

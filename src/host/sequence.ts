@@ -90,7 +90,6 @@ export class HostRotation {
       DEPLOY_DIR: c.deployPath,
       COMPOSE_FILE: c.composeFile,
       ENV_FILE: c.envFile,
-      ENV_FILE_OPT: c.envFile === '.env' ? '' : `--env-file ${c.envFile}`,
       COMPOSE_CMD: this.state?.composeCommand ?? c.composeCommand ?? 'auto',
       STEP_TIMEOUT: stepTimeoutSeconds(c),
       RUN_ID: this.run.id,
@@ -253,6 +252,7 @@ export class HostRotation {
       ENV_SHA256: state.envSha256,
       ENV_MODE: state.facts.envMode ?? '600',
       ENV_OWNER: state.facts.envOwner ?? '',
+      ENV_REAL_EXPECTED: state.facts.envReal ?? '',
       DETACH: state.detach
     })
     const files: Array<{ path: string; data: string; mode: number }> = [
