@@ -38335,6 +38335,8 @@ function summarizeJournal(events) {
     let downFrom;
     let upFrom;
     let healthyAt;
+    // Where the health step's last healthy streak began: the end of the downtime.
+    let streakFrom;
     const lastRecord = (name, running) => {
         for (let i = summary.steps.length - 1; i >= 0; i--) {
             const s = summary.steps[i];
@@ -38380,7 +38382,7 @@ function summarizeJournal(events) {
                 if (e.detail !== undefined)
                     record.detail = e.detail;
                 if (record.status === 'ok' && HEALTH_STEPS.has(e.step) && healthyAt === undefined) {
-                    healthyAt = e.at;
+                    healthyAt = streakFrom ?? e.at;
                 }
                 if (record.status === 'fail' && summary.failedStep === undefined) {
                     summary.failedStep = e.step;
@@ -38399,6 +38401,9 @@ function summarizeJournal(events) {
             }
             case 'info': {
                 const text = e.detail ?? '';
+                if (e.step !== undefined && HEALTH_STEPS.has(e.step) && text.startsWith('healthy from')) {
+                    streakFrom = e.at;
+                }
                 const record = e.step === undefined ? undefined : lastRecord(e.step, false);
                 if (record !== undefined)
                     record.infos.push(text);

@@ -537,26 +537,49 @@ restore_backup() { # backup path; keeps the target's mode and owner
   install_env "$1"
 }
 
+# One probe: one request, no redirect followed (a redirect to a login page is
+# no proof of health), at most 5 s and never past the deadline.
+probe() { # url deadline_ms -> prints the HTTP code (000: no answer)
+  left=$((($2 - $(now_ms)) / 1000))
+  [ "$left" -lt 1 ] && left=1
+  [ "$left" -gt 5 ] && left=5
+  if [ "$HTTP_CLIENT" = curl ]; then
+    curl -s -o /dev/null -w '%{http_code}' --max-redirs 0 -m "$left" "$1" 2>/dev/null || true
+  elif wget -q -O /dev/null -t 1 --max-redirect=0 -T "$left" "$1" 2>/dev/null; then
+    printf 200
+  else
+    printf 000
+  fi
+}
+
+# Healthy means 2xx answers for HEALTH_SETTLE seconds in a row: one 2xx from a
+# crash-looping app is not health. The journal marks where the streak began
+# (the end of the downtime); the streak may finish past the deadline.
 health_loop() { # step name
   deadline=$(($(now_ms) + HEALTH_TIMEOUT * 1000))
+  settle_ms=$((${HEALTH_SETTLE:-3} * 1000))
   try=0
+  since=''
   while :; do
     try=$((try + 1))
-    if [ "$HTTP_CLIENT" = curl ]; then
-      code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$HEALTH_URL" 2>/dev/null)
-    elif wget -q -O /dev/null -T 5 "$HEALTH_URL" 2>/dev/null; then
-      code=200
-    else
-      code=000
-    fi
+    code=$(probe "$HEALTH_URL" "$deadline")
     case $code in
       2??)
-        journal info "$1" - "try $try: HTTP $code"
-        return 0
+        if [ -z "$since" ]; then
+          since=$(now_ms)
+          journal info "$1" - "healthy from try $try: HTTP $code"
+        elif [ $(($(now_ms) - since)) -ge "$settle_ms" ]; then
+          journal info "$1" - "stayed healthy for ${HEALTH_SETTLE:-3} s (try $try)"
+          return 0
+        fi
+        ;;
+      *)
+        [ -n "$since" ] && journal info "$1" - "try $try: HTTP $code after a healthy answer: not settled"
+        since=''
+        [ $((try % 10)) = 1 ] && journal info "$1" - "try $try: HTTP $code"
         ;;
     esac
-    [ $((try % 10)) = 1 ] && journal info "$1" - "try $try: HTTP $code"
-    [ "$(now_ms)" -ge "$deadline" ] && {
+    [ -z "$since" ] && [ "$(now_ms)" -ge "$deadline" ] && {
       journal info "$1" - "gave up after $try tries, last HTTP $code"
       return 1
     }
@@ -750,6 +773,8 @@ run() {
   esac
 }
 
+# ROTATE_HOST_SOURCED=1: only define the functions (the tests source them).
+[ -n "${ROTATE_HOST_SOURCED:-}" ] && return 0 2>/dev/null
 command=${1:-}
 case $command in
   preflight)

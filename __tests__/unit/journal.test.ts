@@ -171,6 +171,21 @@ describe('summarizeJournal', () => {
     expect(s.backupPath).toBe('/d/.env.backup.1')
   })
 
+  it('downtime ends where the settled healthy streak began, not when settling ended', () => {
+    const text = [
+      line(0, 'run-start', '-', 'immediate', 'pid=1 run=s'),
+      line(1000, 'step-start', 'stop'),
+      line(1500, 'step-end', 'stop', 'ok'),
+      line(1600, 'step-start', 'health'),
+      line(2000, 'info', 'health', '-', 'healthy from try 2: HTTP 200'),
+      line(2200, 'info', 'health', '-', 'try 4: HTTP 000 after a healthy answer: not settled'),
+      line(3000, 'info', 'health', '-', 'healthy from try 9: HTTP 200'),
+      line(6000, 'step-end', 'health', 'ok'),
+      line(6100, 'result', '-', 'success')
+    ].join('')
+    expect(summarizeJournal(parseJournal(text)).downtimeSeconds).toBe(2)
+  })
+
   it('recover mode', () => {
     const text = [
       line(0, 'run-start', '-', 'recover', 'pid=1 run=rec'),

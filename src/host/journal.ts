@@ -137,6 +137,8 @@ export function summarizeJournal(events: JournalEvent[]): JournalSummary {
   let downFrom: number | undefined
   let upFrom: number | undefined
   let healthyAt: number | undefined
+  // Where the health step's last healthy streak began: the end of the downtime.
+  let streakFrom: number | undefined
 
   const lastRecord = (name: string, running: boolean): StepRecord | undefined => {
     for (let i = summary.steps.length - 1; i >= 0; i--) {
@@ -178,7 +180,7 @@ export function summarizeJournal(events: JournalEvent[]): JournalSummary {
         record.status = e.status === 'ok' ? 'ok' : 'fail'
         if (e.detail !== undefined) record.detail = e.detail
         if (record.status === 'ok' && HEALTH_STEPS.has(e.step) && healthyAt === undefined) {
-          healthyAt = e.at
+          healthyAt = streakFrom ?? e.at
         }
         if (record.status === 'fail' && summary.failedStep === undefined) {
           summary.failedStep = e.step
@@ -195,6 +197,9 @@ export function summarizeJournal(events: JournalEvent[]): JournalSummary {
       }
       case 'info': {
         const text = e.detail ?? ''
+        if (e.step !== undefined && HEALTH_STEPS.has(e.step) && text.startsWith('healthy from')) {
+          streakFrom = e.at
+        }
         const record = e.step === undefined ? undefined : lastRecord(e.step, false)
         if (record !== undefined) record.infos.push(text)
         else summary.notes.push(e.step === undefined ? text : `${e.step}: ${text}`)
