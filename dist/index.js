@@ -37990,6 +37990,14 @@ function stepTimeoutSeconds(config) {
     return Math.max(60, 2 * config.healthTimeoutSeconds);
 }
 /**
+ * How long the action follows the host sequence at most: every step and the
+ * three rollback steps at their step timeout, plus a margin. Past it the
+ * sequence is declared lost (state unknown), never guessed.
+ */
+function followDeadlineSeconds(config, stepCount) {
+    return (stepCount + 3) * stepTimeoutSeconds(config) + 120;
+}
+/**
  * The env file every compose call is given with --env-file: without it,
  * compose >= 1.28 reads the .env beside the first -f file instead.
  */
@@ -38302,6 +38310,13 @@ class JournalReader {
             nl = this.pending.indexOf('\n');
         }
         return events;
+    }
+    /**
+     * Drops a half-received line: after a reconnect the host resends from the
+     * first line not yet complete, so keeping the half would garble that line.
+     */
+    resume() {
+        this.pending = '';
     }
     /** Ends the input: a last line without a line break is parsed too. */
     end() {
@@ -47618,16 +47633,29 @@ class HostRotation {
     async follow(onEvent, signal, reconnect) {
         const events = [];
         const reader = new JournalReader();
+        const limitSeconds = followDeadlineSeconds(this.config, stepsFor(this.mode, this.config.restart).length);
+        const deadline = Date.now() + limitSeconds * 1000;
         let attempts = 0;
         for (;;) {
             if (signal.aborted)
                 break;
+            if (Date.now() > deadline) {
+                return {
+                    ...summarizeJournal(events),
+                    followError: `the host sequence gave no result within ${limitSeconds} s (every step at its timeout): its state is unknown`
+                };
+            }
             try {
                 if (!this.session.isConnected)
                     this.session = await reconnect();
+                reader.resume();
                 const result = await this.session.exec('sh -s follow', {
                     stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
-                    signal,
+                    // The overall deadline also ends a follower that is still waiting.
+                    signal: AbortSignal.any([
+                        signal,
+                        AbortSignal.timeout(Math.max(1, deadline - Date.now()))
+                    ]),
                     onStdout: (chunk) => {
                         for (const event of reader.push(chunk)) {
                             events.push(event);
@@ -47644,6 +47672,8 @@ class HostRotation {
             catch (error) {
                 if (signal.aborted)
                     break;
+                if (Date.now() > deadline)
+                    continue;
                 attempts += 1;
                 if (attempts > 20 ||
                     /did not start|ended without a result/.test(error.message)) {

@@ -61,6 +61,22 @@ const ROLLED_BACK = [
   line(8200, 'result', '-', 'rolled-back', 'failed at revoke')
 ].join('')
 
+describe('JournalReader across a reconnect', () => {
+  it('drops a half-received line the host sends again whole', () => {
+    const reader = new JournalReader()
+    const first = `${T0}\tstep-start\tbackup\t-\t\n`
+    const second = `${T0 + 5}\tstep-end\tbackup\tok\tpath=/d/.env.backup.1\n`
+    expect(reader.push(first + second.slice(0, 12))).toHaveLength(1)
+    reader.resume()
+    // The new follower starts at line reader.lines: the second line, whole.
+    expect(reader.lines).toBe(1)
+    const events = reader.push(second)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({ event: 'step-end', step: 'backup', status: 'ok' })
+    expect(reader.malformed).toBe(0)
+  })
+})
+
 describe('parseJournalLine', () => {
   it('maps - and empty fields to undefined', () => {
     expect(parseJournalLine(`${T0}\tstep-start\tdown\t-\t`)).toEqual({

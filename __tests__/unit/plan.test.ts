@@ -3,6 +3,7 @@ import {
   backupStamp,
   parsePreflight,
   envFilePath,
+  followDeadlineSeconds,
   preflightProblems,
   renderAssignments,
   retireAfterMs,
@@ -122,6 +123,10 @@ describe('preflight facts', () => {
       /^\/srv\/shared \(the directory of the .env target\) is not writable/
     )
     expect(problemsFor('timeout=none')).toMatch(/`timeout` \(coreutils\) is not installed/)
+  })
+  it('bounds how long the action follows the host: every step and the rollback at the step timeout', () => {
+    expect(followDeadlineSeconds({ healthTimeoutSeconds: 120 }, 7)).toBe(10 * 240 + 120)
+    expect(followDeadlineSeconds({ healthTimeoutSeconds: 10 }, 5)).toBe(8 * 60 + 120)
   })
   it('reads the symlink target', () => {
     const facts = parsePreflight(`${healthy}\nenv_link=/srv/shared/.env\nenv_real=/srv/shared/.env`)

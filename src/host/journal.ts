@@ -65,6 +65,14 @@ export class JournalReader {
     return events
   }
 
+  /**
+   * Drops a half-received line: after a reconnect the host resends from the
+   * first line not yet complete, so keeping the half would garble that line.
+   */
+  resume(): void {
+    this.pending = ''
+  }
+
   /** Ends the input: a last line without a line break is parsed too. */
   end(): JournalEvent[] {
     const events: JournalEvent[] = []

@@ -46,6 +46,18 @@ export function stepTimeoutSeconds(config: Pick<Config, 'healthTimeoutSeconds'>)
 }
 
 /**
+ * How long the action follows the host sequence at most: every step and the
+ * three rollback steps at their step timeout, plus a margin. Past it the
+ * sequence is declared lost (state unknown), never guessed.
+ */
+export function followDeadlineSeconds(
+  config: Pick<Config, 'healthTimeoutSeconds'>,
+  stepCount: number
+): number {
+  return (stepCount + 3) * stepTimeoutSeconds(config) + 120
+}
+
+/**
  * The env file every compose call is given with --env-file: without it,
  * compose >= 1.28 reads the .env beside the first -f file instead.
  */

@@ -14,6 +14,7 @@ import {
   parsePreflight,
   preflightProblems,
   renderAssignments,
+  followDeadlineSeconds,
   stepTimeoutSeconds,
   stepsFor,
   type HostFacts,
@@ -303,14 +304,30 @@ export class HostRotation {
   ): Promise<FollowResult> {
     const events: JournalEvent[] = []
     const reader = new JournalReader()
+    const limitSeconds = followDeadlineSeconds(
+      this.config,
+      stepsFor(this.mode, this.config.restart).length
+    )
+    const deadline = Date.now() + limitSeconds * 1000
     let attempts = 0
     for (;;) {
       if (signal.aborted) break
+      if (Date.now() > deadline) {
+        return {
+          ...summarizeJournal(events),
+          followError: `the host sequence gave no result within ${limitSeconds} s (every step at its timeout): its state is unknown`
+        }
+      }
       try {
         if (!this.session.isConnected) this.session = await reconnect()
+        reader.resume()
         const result = await this.session.exec('sh -s follow', {
           stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
-          signal,
+          // The overall deadline also ends a follower that is still waiting.
+          signal: AbortSignal.any([
+            signal,
+            AbortSignal.timeout(Math.max(1, deadline - Date.now()))
+          ]),
           onStdout: (chunk) => {
             for (const event of reader.push(chunk)) {
               events.push(event)
@@ -326,6 +343,7 @@ export class HostRotation {
         )
       } catch (error) {
         if (signal.aborted) break
+        if (Date.now() > deadline) continue
         attempts += 1
         if (
           attempts > 20 ||
