@@ -38220,6 +38220,49 @@ function retireAfterMs(env) {
     return { ms, why };
 }
 
+// Redaction of text that may carry secrets before it is logged, put in an
+// issue, summary or output (pure).
+//
+// 1. every occurrence of each known secret (8 characters or more; also its
+//    URL-encoded form) becomes `***`;
+// 2. JWT-looking tokens (`eyJ….….…`) become `<jwt>`;
+// 3. any remaining base64- or hex-looking run of 32 characters or more
+//    becomes `<redacted>`. "Looking" means: only base64/base64url characters
+//    and at least one digit or both letter cases, so long lowercase words and
+//    paths such as `/usr/lib/node_modules/jsonwebtoken/verify` stay readable
+//    while random material (which nearly always mixes cases and digits) goes.
+//    UUIDs (record ids in request logs) are kept.
+const MIN_SECRET_LENGTH = 8;
+const JWT = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
+const RUN = /[A-Za-z0-9+/_-]{32,}={0,2}/g;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+function looksRandom(run) {
+    if (UUID.test(run))
+        return false; // ids in request logs, not secrets
+    if (/^[0-9a-fA-F]+$/.test(run))
+        return true;
+    return /[0-9]/.test(run) || (/[a-z]/.test(run) && /[A-Z]/.test(run));
+}
+function redact(text, secrets) {
+    const needles = new Set();
+    for (const secret of secrets) {
+        if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH)
+            continue;
+        needles.add(secret);
+        const encoded = encodeURIComponent(secret);
+        if (encoded !== secret)
+            needles.add(encoded);
+    }
+    let out = text;
+    // Longest first, so a secret containing another is replaced whole.
+    for (const needle of [...needles].sort((a, b) => b.length - a.length)) {
+        out = out.split(needle).join('***');
+    }
+    out = out.replace(JWT, '<jwt>');
+    out = out.replace(RUN, (run) => (looksRandom(run) ? '<redacted>' : run));
+    return out;
+}
+
 function msField(detail, name) {
     const m = new RegExp(`(?:^|\\s)${name}=(\\d{1,16})(?:\\s|$)`).exec(detail ?? '');
     return m ? Number(m[1]) : undefined;
@@ -47408,6 +47451,8 @@ async function resolveTargets(session, config, envText, rotatedKeys, script) {
 // sequence, and following its journal.
 let scriptText;
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
+/** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
+const REDACT_MIN_LENGTH = 8;
 function hostScript() {
     scriptText ??= readFileSync$1(new URL('./rotate-host.sh', import.meta.url), 'utf8');
     return scriptText;
@@ -47427,6 +47472,8 @@ class HostRotation {
     config;
     run;
     mode;
+    /** Every value of the host's .env (old and new), to redact host text with. */
+    envValues = [];
     lockTaken = false;
     launchedFlag = false;
     state;
@@ -47435,6 +47482,19 @@ class HostRotation {
         this.config = config;
         this.run = run;
         this.mode = mode;
+    }
+    /** Text from the host (compose errors, stderr, journal details) made safe to report. */
+    redactHost(text) {
+        return redact(text, this.envValues);
+    }
+    get redactionValues() {
+        return [...this.envValues];
+    }
+    rememberEnvValues(envText) {
+        const values = parseEnv(envText)
+            .map((e) => e.value)
+            .filter((v) => v.length >= REDACT_MIN_LENGTH);
+        this.envValues = [...new Set([...this.envValues, ...values])];
     }
     get launched() {
         return this.launchedFlag;
@@ -47458,7 +47518,7 @@ class HostRotation {
         const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript();
         const result = await this.session.exec(`sh -s ${command}`, { stdin });
         if (result.code !== 0) {
-            throw new Error(`host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${result.stderr.trim().slice(0, 500)}`);
+            throw new Error(`host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${this.redactHost(result.stderr.trim()).slice(0, 500)}`);
         }
         return result.stdout;
     }
@@ -47478,7 +47538,7 @@ class HostRotation {
             const inspected = facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask) : undefined;
             const all = [...(inspected?.problems ?? []), ...problems];
             if (all.length > 0 || inspected === undefined)
-                throw new HostPreflightError(all, facts);
+                throw new HostPreflightError(all.map((p) => this.redactHost(p)), facts);
             if (!this.lockTaken)
                 throw new HostPreflightError(['the rotation lock was not taken'], facts);
             this.state = inspected.state;
@@ -47494,6 +47554,7 @@ class HostRotation {
         const envPath = `${c.deployPath}/${c.envFile}`;
         const envBuffer = await this.session.readFile(envPath);
         const envText = envBuffer.toString('utf8');
+        this.rememberEnvValues(envText);
         // Mask every value before anything else can print it.
         for (const entry of parseEnv(envText)) {
             if (entry.value.length >= 4 && /SECRET|KEY|PASSWORD|PASS|TOKEN/i.test(entry.key))
@@ -47565,6 +47626,8 @@ class HostRotation {
         if (!state)
             throw new Error('launch before preflight');
         const c = this.config;
+        if (newEnvText !== null)
+            this.rememberEnvValues(newEnvText);
         const rotationDir = `${c.deployPath}/.rotation`;
         const params = renderAssignments({
             ...this.base(),
@@ -47609,7 +47672,7 @@ class HostRotation {
             throw error;
         }
         if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
-            throw new Error(`the host sequence did not start: ${out.trim() || 'no answer'}`);
+            throw new Error(`the host sequence did not start: ${this.redactHost(out.trim()) || 'no answer'}`);
         }
         this.launchedFlag = true;
     }
@@ -47657,7 +47720,8 @@ class HostRotation {
                         AbortSignal.timeout(Math.max(1, deadline - Date.now()))
                     ]),
                     onStdout: (chunk) => {
-                        for (const event of reader.push(chunk)) {
+                        for (const raw of reader.push(chunk)) {
+                            const event = raw.detail === undefined ? raw : { ...raw, detail: this.redactHost(raw.detail) };
                             events.push(event);
                             onEvent(event);
                         }
@@ -74794,49 +74858,6 @@ async function checkLogin(session, account, credentials, loginUrl, checkUrl, mas
     }
 }
 
-// Redaction of text that may carry secrets before it is logged, put in an
-// issue, summary or output (pure).
-//
-// 1. every occurrence of each known secret (8 characters or more; also its
-//    URL-encoded form) becomes `***`;
-// 2. JWT-looking tokens (`eyJ….….…`) become `<jwt>`;
-// 3. any remaining base64- or hex-looking run of 32 characters or more
-//    becomes `<redacted>`. "Looking" means: only base64/base64url characters
-//    and at least one digit or both letter cases, so long lowercase words and
-//    paths such as `/usr/lib/node_modules/jsonwebtoken/verify` stay readable
-//    while random material (which nearly always mixes cases and digits) goes.
-//    UUIDs (record ids in request logs) are kept.
-const MIN_SECRET_LENGTH = 8;
-const JWT = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
-const RUN = /[A-Za-z0-9+/_-]{32,}={0,2}/g;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-function looksRandom(run) {
-    if (UUID.test(run))
-        return false; // ids in request logs, not secrets
-    if (/^[0-9a-fA-F]+$/.test(run))
-        return true;
-    return /[0-9]/.test(run) || (/[a-z]/.test(run) && /[A-Z]/.test(run));
-}
-function redact(text, secrets) {
-    const needles = new Set();
-    for (const secret of secrets) {
-        if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH)
-            continue;
-        needles.add(secret);
-        const encoded = encodeURIComponent(secret);
-        if (encoded !== secret)
-            needles.add(encoded);
-    }
-    let out = text;
-    // Longest first, so a secret containing another is replaced whole.
-    for (const needle of [...needles].sort((a, b) => b.length - a.length)) {
-        out = out.split(needle).join('***');
-    }
-    out = out.replace(JWT, '<jwt>');
-    out = out.replace(RUN, (run) => (looksRandom(run) ? '<redacted>' : run));
-    return out;
-}
-
 // Scan of the services' logs after a rotation (pure).
 //
 // Every non-empty line is classified:
@@ -75476,7 +75497,11 @@ class Rotation {
         }
         const state = this.hostState;
         const composeArgs = ['-f', c.composeFile, '--env-file', envFilePath(c)];
-        this.outcome.logScan = await scanServiceLogs(session, c.deployPath, state.composeCommand.split(' ').map(shellQuote).join(' '), composeArgs, this.outcome.rotatedAt, c.jwtErrorPattern, [...Object.values(this.newValues), ...Object.values(state.oldValues)]);
+        this.outcome.logScan = await scanServiceLogs(session, c.deployPath, state.composeCommand.split(' ').map(shellQuote).join(' '), composeArgs, this.outcome.rotatedAt, c.jwtErrorPattern, [
+            ...Object.values(this.newValues),
+            ...Object.values(state.oldValues),
+            ...(this.host?.redactionValues ?? [])
+        ]);
         const scan = this.outcome.logScan;
         info(`log scan since ${scan.since}: ${scan.status}, ${scan.total} line(s) match, ${scan.expected} expected (old tokens rejected), ${scan.configErrors} configuration error(s)`);
         for (const sample of scan.samples)

@@ -634,7 +634,11 @@ export class Rotation {
       composeArgs,
       this.outcome.rotatedAt,
       c.jwtErrorPattern,
-      [...Object.values(this.newValues), ...Object.values(state.oldValues)]
+      [
+        ...Object.values(this.newValues),
+        ...Object.values(state.oldValues),
+        ...(this.host?.redactionValues ?? [])
+      ]
     )
     const scan = this.outcome.logScan
     core.info(

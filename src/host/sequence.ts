@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Config } from '../config.js'
+import { redact } from '../redact.js'
 import { envValue, parseEnv } from './dotenv.js'
 import {
   JournalReader,
@@ -27,6 +28,9 @@ import type { ServiceKeys } from './targets.js'
 let scriptText: string | undefined
 
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
+/** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
+const REDACT_MIN_LENGTH = 8
+
 export function hostScript(): string {
   scriptText ??= readFileSync(new URL('./rotate-host.sh', import.meta.url), 'utf8')
   return scriptText
@@ -66,6 +70,8 @@ export interface RunIdentity {
 }
 
 export class HostRotation {
+  /** Every value of the host's .env (old and new), to redact host text with. */
+  private envValues: string[] = []
   private lockTaken = false
   private launchedFlag = false
   private state: HostState | undefined
@@ -76,6 +82,22 @@ export class HostRotation {
     private readonly run: RunIdentity,
     private readonly mode: HostMode
   ) {}
+
+  /** Text from the host (compose errors, stderr, journal details) made safe to report. */
+  redactHost(text: string): string {
+    return redact(text, this.envValues)
+  }
+
+  get redactionValues(): string[] {
+    return [...this.envValues]
+  }
+
+  private rememberEnvValues(envText: string): void {
+    const values = parseEnv(envText)
+      .map((e) => e.value)
+      .filter((v) => v.length >= REDACT_MIN_LENGTH)
+    this.envValues = [...new Set([...this.envValues, ...values])]
+  }
 
   get launched(): boolean {
     return this.launchedFlag
@@ -106,7 +128,7 @@ export class HostRotation {
     const result = await this.session.exec(`sh -s ${command}`, { stdin })
     if (result.code !== 0) {
       throw new Error(
-        `host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${result.stderr.trim().slice(0, 500)}`
+        `host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${this.redactHost(result.stderr.trim()).slice(0, 500)}`
       )
     }
     return result.stdout
@@ -129,7 +151,11 @@ export class HostRotation {
       const inspected =
         facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask) : undefined
       const all = [...(inspected?.problems ?? []), ...problems]
-      if (all.length > 0 || inspected === undefined) throw new HostPreflightError(all, facts)
+      if (all.length > 0 || inspected === undefined)
+        throw new HostPreflightError(
+          all.map((p) => this.redactHost(p)),
+          facts
+        )
       if (!this.lockTaken) throw new HostPreflightError(['the rotation lock was not taken'], facts)
       this.state = inspected.state
       return this.state
@@ -148,6 +174,7 @@ export class HostRotation {
     const envPath = `${c.deployPath}/${c.envFile}`
     const envBuffer = await this.session.readFile(envPath)
     const envText = envBuffer.toString('utf8')
+    this.rememberEnvValues(envText)
     // Mask every value before anything else can print it.
     for (const entry of parseEnv(envText)) {
       if (entry.value.length >= 4 && /SECRET|KEY|PASSWORD|PASS|TOKEN/i.test(entry.key))
@@ -234,6 +261,7 @@ export class HostRotation {
     const state = this.state
     if (!state) throw new Error('launch before preflight')
     const c = this.config
+    if (newEnvText !== null) this.rememberEnvValues(newEnvText)
     const rotationDir = `${c.deployPath}/.rotation`
     const params = renderAssignments({
       ...this.base(),
@@ -277,7 +305,9 @@ export class HostRotation {
       throw error
     }
     if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
-      throw new Error(`the host sequence did not start: ${out.trim() || 'no answer'}`)
+      throw new Error(
+        `the host sequence did not start: ${this.redactHost(out.trim()) || 'no answer'}`
+      )
     }
     this.launchedFlag = true
   }
@@ -329,7 +359,9 @@ export class HostRotation {
             AbortSignal.timeout(Math.max(1, deadline - Date.now()))
           ]),
           onStdout: (chunk) => {
-            for (const event of reader.push(chunk)) {
+            for (const raw of reader.push(chunk)) {
+              const event =
+                raw.detail === undefined ? raw : { ...raw, detail: this.redactHost(raw.detail) }
               events.push(event)
               onEvent(event)
             }
