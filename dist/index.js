@@ -37641,6 +37641,8 @@ class EnvEditError extends Error {
     }
 }
 const BOM = '\uFEFF';
+/** The same BOM in a byte-per-character (latin1) text, as the action reads the host's .env. */
+const BYTE_BOM = '\xEF\xBB\xBF';
 function splitLines(body) {
     const lines = [];
     let start = 0;
@@ -37705,8 +37707,8 @@ function doubleInterpolates(raw) {
     return /\$/.test(raw.replace(/\\[\\$]/g, ''));
 }
 function parseText(text) {
-    const bom = text.startsWith(BOM);
-    const body = bom ? text.slice(1) : text;
+    const bom = text.startsWith(BOM) ? BOM : text.startsWith(BYTE_BOM) ? BYTE_BOM : '';
+    const body = text.slice(bom.length);
     const lines = splitLines(body);
     const assignments = [];
     for (let i = 0; i < lines.length; i++) {
@@ -37863,7 +37865,7 @@ function effective(parsed, key) {
     return undefined;
 }
 function assemble(parsed, body) {
-    return (parsed.bom ? BOM : '') + body;
+    return parsed.bom + body;
 }
 function applySplices(body, splices) {
     const sorted = [...splices].sort((a, b) => b.start - a.start);
@@ -47409,7 +47411,7 @@ async function resolveTargets(session, config, envText, rotatedKeys, script) {
     const dir = `${c.deployPath}/.rotation`;
     await session.writeFiles([
         { path: `${dir}/targets.yml`, data: withoutEnvFiles(raw), mode: 0o600 },
-        { path: `${dir}/targets.env`, data: markers.text, mode: 0o600 }
+        { path: `${dir}/targets.env`, data: Buffer.from(markers.text, 'latin1'), mode: 0o600 }
     ]);
     let out;
     try {
@@ -47451,6 +47453,29 @@ async function resolveTargets(session, config, envText, rotatedKeys, script) {
 // sequence, and following its journal.
 let scriptText;
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
+/** A value of the byte-per-character .env text as the app reads it (UTF-8). */
+function textOf(byteString) {
+    return Buffer.from(byteString, 'latin1').toString('utf8');
+}
+/** The 1-based number of the first line that is not valid UTF-8, if any. */
+function firstNonUtf8Line(bytes) {
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    let line = 1;
+    let start = 0;
+    for (let i = 0; i <= bytes.length; i++) {
+        if (i === bytes.length || bytes[i] === 0x0a) {
+            try {
+                decoder.decode(bytes.subarray(start, i));
+            }
+            catch {
+                return line;
+            }
+            line += 1;
+            start = i + 1;
+        }
+    }
+    return undefined;
+}
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8;
 function hostScript() {
@@ -47492,7 +47517,7 @@ class HostRotation {
     }
     rememberEnvValues(envText) {
         const values = parseEnv(envText)
-            .map((e) => e.value)
+            .flatMap((e) => [e.value, textOf(e.value)])
             .filter((v) => v.length >= REDACT_MIN_LENGTH);
         this.envValues = [...new Set([...this.envValues, ...values])];
     }
@@ -47553,14 +47578,22 @@ class HostRotation {
         const c = this.config;
         const envPath = `${c.deployPath}/${c.envFile}`;
         const envBuffer = await this.session.readFile(envPath);
-        const envText = envBuffer.toString('utf8');
+        // One character per byte: the rewrite then keeps every byte it does not
+        // replace, whatever the encoding (a Latin-1 comment or password, a BOM).
+        const envText = envBuffer.toString('latin1');
         this.rememberEnvValues(envText);
         // Mask every value before anything else can print it.
         for (const entry of parseEnv(envText)) {
-            if (entry.value.length >= 4 && /SECRET|KEY|PASSWORD|PASS|TOKEN/i.test(entry.key))
+            if (entry.value.length >= 4 && /SECRET|KEY|PASSWORD|PASS|TOKEN/i.test(entry.key)) {
                 mask(entry.value);
+                mask(textOf(entry.value));
+            }
         }
         const problems = [];
+        const badLine = firstNonUtf8Line(envBuffer);
+        if (badLine !== undefined && facts.composeConfigError !== undefined) {
+            problems.push(`${envPath} line ${badLine} is not valid UTF-8 (a Latin-1 character?) and the compose CLI cannot load the project: docker-compose 1.29 cannot read such a file. Convert it to UTF-8 (iconv -f latin1 -t utf-8), then rotate; the rotation itself keeps every byte`);
+        }
         const oldValues = {};
         if (this.mode !== 'recover') {
             for (const key of rotatedKeys) {
@@ -47569,6 +47602,7 @@ class HostRotation {
                     problems.push(`${envPath} has no ${key}= line (keys: ${rotatedKeys.join(', ')})`);
                 else {
                     mask(value);
+                    mask(textOf(value));
                     oldValues[key] = value;
                 }
             }
@@ -47656,7 +47690,11 @@ class HostRotation {
             { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
         ];
         if (newEnvText !== null)
-            files.push({ path: `${rotationDir}/env.new`, data: newEnvText, mode: 0o600 });
+            files.push({
+                path: `${rotationDir}/env.new`,
+                data: Buffer.from(newEnvText, 'latin1'),
+                mode: 0o600
+            });
         await this.session.writeFiles(files);
         let out;
         try {
@@ -75420,7 +75458,11 @@ class Rotation {
         const state = this.hostState;
         const old = this.written.map((w) => {
             const key = c.keys.find((k) => k.secretName === w.name);
-            return { scope: w.scope, name: w.name, value: state.oldValues[key?.envKey ?? ''] ?? '' };
+            return {
+                scope: w.scope,
+                name: w.name,
+                value: textOf(state.oldValues[key?.envKey ?? ''] ?? '')
+            };
         });
         info(`Writing the old values back into ${old.length} CI secret(s)`);
         const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, old, {
@@ -75499,7 +75541,7 @@ class Rotation {
         const composeArgs = ['-f', c.composeFile, '--env-file', envFilePath(c)];
         this.outcome.logScan = await scanServiceLogs(session, c.deployPath, state.composeCommand.split(' ').map(shellQuote).join(' '), composeArgs, this.outcome.rotatedAt, c.jwtErrorPattern, [
             ...Object.values(this.newValues),
-            ...Object.values(state.oldValues),
+            ...Object.values(state.oldValues).map(textOf),
             ...(this.host?.redactionValues ?? [])
         ]);
         const scan = this.outcome.logScan;

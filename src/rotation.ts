@@ -24,6 +24,7 @@ import {
 } from './host/plan.js'
 import {
   HostRotation,
+  textOf,
   type FollowResult,
   type HostState,
   type RunIdentity
@@ -529,7 +530,11 @@ export class Rotation {
     const state = this.hostState as HostState
     const old: SecretWrite[] = this.written.map((w) => {
       const key = c.keys.find((k) => k.secretName === w.name)
-      return { scope: w.scope, name: w.name, value: state.oldValues[key?.envKey ?? ''] ?? '' }
+      return {
+        scope: w.scope,
+        name: w.name,
+        value: textOf(state.oldValues[key?.envKey ?? ''] ?? '')
+      }
     })
     core.info(`Writing the old values back into ${old.length} CI secret(s)`)
     const result = await writeSecrets(
@@ -636,7 +641,7 @@ export class Rotation {
       c.jwtErrorPattern,
       [
         ...Object.values(this.newValues),
-        ...Object.values(state.oldValues),
+        ...Object.values(state.oldValues).map(textOf),
         ...(this.host?.redactionValues ?? [])
       ]
     )

@@ -125,3 +125,19 @@ describe('a compose file in a subfolder', () => {
     expect(await fsp.readFile(path.join(deploy, 'deploy', '.env'), 'utf8')).toBe(stale)
   })
 })
+
+describe('an .env that is not UTF-8', () => {
+  it('docker-compose 1.29 cannot load it: preflight refuses, naming the line, and changes nothing', async () => {
+    const envPath = path.join(bed.sandbox.deployPath, '.env')
+    const utf8 = await fsp.readFile(envPath)
+    const latin1 = Buffer.concat([Buffer.from('# d\xe9ploiement\n', 'latin1'), utf8])
+    await fsp.writeFile(envPath, latin1, { mode: 0o600 })
+    const old = await seedCiSecrets(bed)
+
+    const run = await bed.rotate()
+    expectResult(run, 'failed')
+    expect(run.stdout).toMatch(/\.env line 1 is not valid UTF-8/)
+    expect((await fsp.readFile(envPath)).equals(latin1)).toBe(true)
+    expect(ciSecret(bed, 'repository', 'JWT_SECRET')).toBe(old.JWT_SECRET)
+  })
+})

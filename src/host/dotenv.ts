@@ -63,6 +63,8 @@ export class EnvEditError extends Error {
 }
 
 const BOM = '\uFEFF'
+/** The same BOM in a byte-per-character (latin1) text, as the action reads the host's .env. */
+const BYTE_BOM = '\xEF\xBB\xBF'
 
 interface Line {
   /** Offset of the line's first character in the body (text without BOM). */
@@ -87,7 +89,7 @@ interface Assignment extends EnvEntry {
 }
 
 interface Parsed {
-  bom: boolean
+  bom: string
   body: string
   lines: Line[]
   assignments: Assignment[]
@@ -163,8 +165,8 @@ function doubleInterpolates(raw: string): boolean {
 }
 
 function parseText(text: string): Parsed {
-  const bom = text.startsWith(BOM)
-  const body = bom ? text.slice(1) : text
+  const bom = text.startsWith(BOM) ? BOM : text.startsWith(BYTE_BOM) ? BYTE_BOM : ''
+  const body = text.slice(bom.length)
   const lines = splitLines(body)
   const assignments: Assignment[] = []
   for (let i = 0; i < lines.length; i++) {
@@ -330,7 +332,7 @@ function effective(parsed: Parsed, key: string): Assignment | undefined {
 }
 
 function assemble(parsed: Parsed, body: string): string {
-  return (parsed.bom ? BOM : '') + body
+  return parsed.bom + body
 }
 
 interface Splice {

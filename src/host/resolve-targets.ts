@@ -31,7 +31,7 @@ export async function resolveTargets(
   const dir = `${c.deployPath}/.rotation`
   await session.writeFiles([
     { path: `${dir}/targets.yml`, data: withoutEnvFiles(raw), mode: 0o600 },
-    { path: `${dir}/targets.env`, data: markers.text, mode: 0o600 }
+    { path: `${dir}/targets.env`, data: Buffer.from(markers.text, 'latin1'), mode: 0o600 }
   ])
   let out: string
   try {

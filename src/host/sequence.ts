@@ -28,6 +28,30 @@ import type { ServiceKeys } from './targets.js'
 let scriptText: string | undefined
 
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
+/** A value of the byte-per-character .env text as the app reads it (UTF-8). */
+export function textOf(byteString: string): string {
+  return Buffer.from(byteString, 'latin1').toString('utf8')
+}
+
+/** The 1-based number of the first line that is not valid UTF-8, if any. */
+export function firstNonUtf8Line(bytes: Buffer): number | undefined {
+  const decoder = new TextDecoder('utf-8', { fatal: true })
+  let line = 1
+  let start = 0
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i === bytes.length || bytes[i] === 0x0a) {
+      try {
+        decoder.decode(bytes.subarray(start, i))
+      } catch {
+        return line
+      }
+      line += 1
+      start = i + 1
+    }
+  }
+  return undefined
+}
+
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8
 
@@ -94,7 +118,7 @@ export class HostRotation {
 
   private rememberEnvValues(envText: string): void {
     const values = parseEnv(envText)
-      .map((e) => e.value)
+      .flatMap((e) => [e.value, textOf(e.value)])
       .filter((v) => v.length >= REDACT_MIN_LENGTH)
     this.envValues = [...new Set([...this.envValues, ...values])]
   }
@@ -173,14 +197,24 @@ export class HostRotation {
     const c = this.config
     const envPath = `${c.deployPath}/${c.envFile}`
     const envBuffer = await this.session.readFile(envPath)
-    const envText = envBuffer.toString('utf8')
+    // One character per byte: the rewrite then keeps every byte it does not
+    // replace, whatever the encoding (a Latin-1 comment or password, a BOM).
+    const envText = envBuffer.toString('latin1')
     this.rememberEnvValues(envText)
     // Mask every value before anything else can print it.
     for (const entry of parseEnv(envText)) {
-      if (entry.value.length >= 4 && /SECRET|KEY|PASSWORD|PASS|TOKEN/i.test(entry.key))
+      if (entry.value.length >= 4 && /SECRET|KEY|PASSWORD|PASS|TOKEN/i.test(entry.key)) {
         mask(entry.value)
+        mask(textOf(entry.value))
+      }
     }
     const problems: string[] = []
+    const badLine = firstNonUtf8Line(envBuffer)
+    if (badLine !== undefined && facts.composeConfigError !== undefined) {
+      problems.push(
+        `${envPath} line ${badLine} is not valid UTF-8 (a Latin-1 character?) and the compose CLI cannot load the project: docker-compose 1.29 cannot read such a file. Convert it to UTF-8 (iconv -f latin1 -t utf-8), then rotate; the rotation itself keeps every byte`
+      )
+    }
     const oldValues: Record<string, string> = {}
     if (this.mode !== 'recover') {
       for (const key of rotatedKeys) {
@@ -189,6 +223,7 @@ export class HostRotation {
           problems.push(`${envPath} has no ${key}= line (keys: ${rotatedKeys.join(', ')})`)
         else {
           mask(value)
+          mask(textOf(value))
           oldValues[key] = value
         }
       }
@@ -284,13 +319,17 @@ export class HostRotation {
       ENV_REAL_EXPECTED: state.facts.envReal ?? '',
       DETACH: state.detach
     })
-    const files: Array<{ path: string; data: string; mode: number }> = [
+    const files: Array<{ path: string; data: string | Buffer; mode: number }> = [
       { path: `${rotationDir}/rotate-host.sh`, data: hostScript(), mode: 0o700 },
       { path: `${rotationDir}/params`, data: params, mode: 0o600 },
       { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
     ]
     if (newEnvText !== null)
-      files.push({ path: `${rotationDir}/env.new`, data: newEnvText, mode: 0o600 })
+      files.push({
+        path: `${rotationDir}/env.new`,
+        data: Buffer.from(newEnvText, 'latin1'),
+        mode: 0o600
+      })
     await this.session.writeFiles(files)
     let out: string
     try {

@@ -1,9 +1,16 @@
 // Host text (a compose error quoting a .env value, the script's stderr, journal
 // details) is redacted with every .env value before the action reports it.
 import { describe, expect, it } from '@jest/globals'
+import fc from 'fast-check'
 import { readFileSync } from 'node:fs'
 import { readConfig } from '../../src/config.js'
-import { HostPreflightError, HostRotation } from '../../src/host/sequence.js'
+import { setEnvValues } from '../../src/host/dotenv.js'
+import {
+  HostPreflightError,
+  HostRotation,
+  firstNonUtf8Line,
+  textOf
+} from '../../src/host/sequence.js'
 import type { HostSession } from '../../src/host/ssh.js'
 
 function inputs(): (name: string) => string {
@@ -82,5 +89,56 @@ describe('host text redaction', () => {
     expect(host.redactHost(`stderr: ${SMTP} and enc-key-value-123`)).toBe('stderr: *** and ***')
     // Short values (flags, ports, "prod") stay readable.
     expect(host.redactHost('NODE_ENV prod')).toBe('NODE_ENV prod')
+  })
+})
+
+describe('.env bytes', () => {
+  // A Latin-1 comment and password, an invalid UTF-8 sequence, a BOM and CRLF.
+  const original = Buffer.concat([
+    Buffer.from([0xef, 0xbb, 0xbf]),
+    Buffer.from('# caf\xe9 config\r\nJWT_SECRET=old\r\nSMTP_PASSWORD=pass\xe9\xff\r\n', 'latin1'),
+    Buffer.from('JWT_REFRESH_SECRET=older\r\nNAME=\u00e9t\u00e9\r\n', 'utf8')
+  ])
+
+  it('a rewrite keeps every byte outside the rotated values', () => {
+    const text = original.toString('latin1')
+    const rewritten = Buffer.from(
+      setEnvValues(text, { JWT_SECRET: 'bmV3', JWT_REFRESH_SECRET: 'bmV3Mg==' }),
+      'latin1'
+    )
+    const expected = Buffer.from(
+      original
+        .toString('latin1')
+        .replace('JWT_SECRET=old', 'JWT_SECRET=bmV3')
+        .replace('JWT_REFRESH_SECRET=older', 'JWT_REFRESH_SECRET=bmV3Mg=='),
+      'latin1'
+    )
+    expect(rewritten.equals(expected)).toBe(true)
+    // What UTF-8 decoding did: every Latin-1 byte became EF BF BD.
+    expect(Buffer.from(original.toString('utf8'), 'utf8').equals(original)).toBe(false)
+  })
+
+  it('property: any bytes around the rotated line survive', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 200 }), (a, b) => {
+        const clean = (x: Uint8Array) => Buffer.from(x.filter((c) => c !== 0x0a && c !== 0x0d))
+        const before = Buffer.concat([Buffer.from('# '), clean(a), Buffer.from('\n')])
+        const after = Buffer.concat([Buffer.from('\n# '), clean(b), Buffer.from('\n')])
+        const file = Buffer.concat([before, Buffer.from('JWT_SECRET=old'), after])
+        const out = Buffer.from(
+          setEnvValues(file.toString('latin1'), { JWT_SECRET: 'c2VjcmV0' }),
+          'latin1'
+        )
+        expect(out.equals(Buffer.concat([before, Buffer.from('JWT_SECRET=c2VjcmV0'), after]))).toBe(
+          true
+        )
+      })
+    )
+  })
+
+  it('names the first line that is not UTF-8, and reads values as the app does', () => {
+    expect(firstNonUtf8Line(original)).toBe(1)
+    expect(firstNonUtf8Line(Buffer.from('A=\u00e9\nB=1\n'))).toBeUndefined()
+    expect(textOf(Buffer.from('p\u00e9', 'utf8').toString('latin1'))).toBe('p\u00e9')
   })
 })
