@@ -47501,6 +47501,7 @@ class HostRotation {
     envValues = [];
     lockTaken = false;
     launchedFlag = false;
+    launchUnknownFlag = false;
     state;
     constructor(session, config, run, mode) {
         this.session = session;
@@ -47524,8 +47525,12 @@ class HostRotation {
     get launched() {
         return this.launchedFlag;
     }
+    /** The answer to launch was lost and the host could not say whether the sequence started. */
+    get launchUnknown() {
+        return this.launchUnknownFlag;
+    }
     get holdsLock() {
-        return this.lockTaken && !this.launchedFlag;
+        return this.lockTaken && !this.launchedFlag && !this.launchUnknownFlag;
     }
     base() {
         const c = this.config;
@@ -47655,7 +47660,7 @@ class HostRotation {
      * Stages the new .env (0600, SFTP, never a command line) and the
      * parameters, then starts the sequence detached from this SSH session.
      */
-    async launch(newEnvText, backupPath) {
+    async launch(newEnvText, backupPath, reconnect) {
         const state = this.state;
         if (!state)
             throw new Error('launch before preflight');
@@ -47699,32 +47704,37 @@ class HostRotation {
         let out;
         try {
             out = await this.script('launch', { DETACH: state.detach });
+            if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
+                throw new Error(`the host sequence did not start: ${this.redactHost(out.trim()) || 'no answer'}`);
+            }
         }
         catch (error) {
-            // The answer was lost, not necessarily the launch: a started sequence
-            // has written its pid into the lock, and then `release` leaves it be.
-            if (await this.startedAnyway()) {
+            // The answer is lost or negative: ask the host what really happened.
+            const message = error.message;
+            const status = await this.launchStatus(reconnect);
+            if (status === 'started') {
                 this.launchedFlag = true;
                 return;
             }
-            throw error;
-        }
-        if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
-            throw new Error(`the host sequence did not start: ${this.redactHost(out.trim()) || 'no answer'}`);
+            if (status === 'not-started') {
+                this.lockTaken = false;
+                throw new Error(`${message}; the host confirms the sequence did not start and can no longer start (fenced, lock released): production was not touched`);
+            }
+            this.launchUnknownFlag = true;
+            throw new Error(`${message}; whether the host sequence started is UNKNOWN (the host could not be asked): production may be rotating on its own, the lock stays`);
         }
         this.launchedFlag = true;
     }
-    async startedAnyway() {
+    /** One `status` question after a lost launch answer: started, not-started or unknown. */
+    async launchStatus(reconnect) {
         try {
             if (!this.session.isConnected)
-                return false;
-            const answer = await this.script('release');
-            if (/^lock=released$/m.test(answer))
-                this.lockTaken = false;
-            return /^lock=not-ours$/m.test(answer);
+                this.session = await reconnect();
+            const answer = /^status=(started|not-started|unknown)$/m.exec(await this.script('status'));
+            return answer?.[1] ?? 'unknown';
         }
         catch {
-            return false;
+            return 'unknown';
         }
     }
     /**
@@ -47765,6 +47775,14 @@ class HostRotation {
                         }
                     }
                 });
+                const start = events.find((e) => e.event === 'run-start');
+                if (start !== undefined &&
+                    !(start.detail ?? '').split(' ').includes(`run=${this.run.id}`)) {
+                    return {
+                        ...summarizeJournal([]),
+                        followError: `the host journal belongs to another run (${start.detail ?? 'no run id'}), not to ${this.run.id}: this run's state is unknown`
+                    };
+                }
                 const summary = summarizeJournal(events);
                 if (summary.terminal || signal.aborted)
                     break;
@@ -75302,7 +75320,7 @@ class Rotation {
         const c = this.config;
         const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`;
         const newEnv = this.newEnvText();
-        await host.launch(newEnv, backupName);
+        await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh));
         this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`);
         info(`Host sequence started; following ${c.deployPath}/.rotation/journal`);
         const summary = await host.follow((event) => this.logEvent(event), this.context.signal, () => HostSession.connect(c.ssh));
@@ -75427,6 +75445,8 @@ class Rotation {
     // ------------------------------------------------------------ 5. compensate
     /** What the host's .env holds now, as far as this run knows. */
     hostEnvState() {
+        if (this.host?.launchUnknown)
+            return 'unknown';
         if (!this.host?.launched)
             return 'old';
         switch (this.outcome.hostResult) {

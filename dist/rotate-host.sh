@@ -99,7 +99,34 @@ holder_alive() { # pid
     [ "$(cat /proc/sys/kernel/random/boot_id)" != "$(cat "$ROT/lock/boot" 2>/dev/null)" ]; then
     return 1
   fi
-  kill -0 "$1" 2>/dev/null
+  kill -0 "$1" 2>/dev/null || return 1
+  # A reused pid is another program: the holder runs this script's "run".
+  if [ -r "/proc/$1/cmdline" ]; then
+    tr '\0' ' ' <"/proc/$1/cmdline" | grep -q 'rotate-host.sh run' || return 1
+  fi
+  return 0
+}
+
+# A lock without a pid belongs to an action between preflight and launch (CI
+# writes, staging): live while younger than this bound, stale after.
+LOCK_PENDING_MAX=900
+
+# alive or dead: whether the lock's holder lives (no lock: dead).
+lock_state() {
+  [ -d "$ROT/lock" ] || {
+    echo dead
+    return
+  }
+  pid=$(cat "$ROT/lock/pid" 2>/dev/null || true)
+  if [ -n "$pid" ]; then
+    if holder_alive "$pid"; then echo alive; else echo dead; fi
+    return
+  fi
+  age=$(file_age_seconds "$ROT/lock")
+  case $age in
+    '' | unknown | *[!0-9-]*) echo dead ;;
+    *) if [ "$age" -lt "$LOCK_PENDING_MAX" ]; then echo alive; else echo dead; fi ;;
+  esac
 }
 
 list_backups() { # newest first
@@ -252,7 +279,7 @@ preflight() {
     say journal none
   elif journal_terminal; then
     say journal terminal
-  elif holder_alive "$pid"; then
+  elif [ "$(lock_state)" = alive ]; then
     say journal running
   else
     say journal interrupted
@@ -263,9 +290,8 @@ preflight() {
   if [ -d "$ROT/lock" ]; then
     say lock_holder "$(tr '\n\t' '  ' <"$ROT/lock/holder" 2>/dev/null)"
     say lock_age "$(file_age_seconds "$ROT/lock")"
-    if holder_alive "$pid"; then say lock_holder_alive yes
-    elif [ -n "$pid" ]; then say lock_holder_alive no
-    else say lock_holder_alive unknown; fi
+    if [ "$(lock_state)" = alive ]; then say lock_holder_alive yes; else say lock_holder_alive no; fi
+    [ -n "$pid" ] || say lock_holder_pid none
   fi
 
   if [ "$problems" != 0 ]; then
@@ -273,7 +299,7 @@ preflight() {
     exit 0
   fi
   interrupted=0
-  [ -f "$JOURNAL" ] && ! journal_terminal && ! holder_alive "$pid" && interrupted=1
+  [ -f "$JOURNAL" ] && ! journal_terminal && [ "$(lock_state)" = dead ] && interrupted=1
   if [ "${RECOVER:-0}" = 1 ]; then
     if [ "$interrupted" != 1 ]; then
       say recover nothing-to-recover
@@ -308,6 +334,30 @@ release() {
     say lock released
   else
     say lock not-ours
+  fi
+}
+
+# For an action that lost the answer to launch: did this run's sequence start?
+# started, not-started, or unknown. When it had not started yet, a claim on the
+# lock (the same mkdir "run" makes first) fences it off for good, and the lock
+# is released, so "not-started" stays true.
+status() {
+  cd "$DEPLOY_DIR" || {
+    say status unknown
+    exit 0
+  }
+  if [ -f "$JOURNAL" ] && grep -F "run=$RUN_ID" "$JOURNAL" | grep -q "$(printf '\trun-start\t')"; then
+    say status started
+  elif ! grep -qx "run=$RUN_ID" "$ROT/lock/holder" 2>/dev/null; then
+    say status not-started
+  elif mkdir "$ROT/lock/claim" 2>/dev/null; then
+    # Launch had moved the last journal aside: put it back.
+    if [ ! -s "$JOURNAL" ] && [ -f "$ROT/journal.prev" ]; then mv -f "$ROT/journal.prev" "$JOURNAL"; fi
+    rm -f "$ROT/env.new"
+    rm -rf "$ROT/lock"
+    say status not-started
+  else
+    say status started
   fi
 }
 
@@ -731,6 +781,12 @@ run() {
   # shellcheck disable=SC1090
   . "$PARAMS_FILE"
   cd "$DEPLOY_DIR" || exit 1
+  # Only the lock's holder runs, and only once: the claim also fences off a
+  # run that `status` declared not started.
+  if ! grep -qx "run=$RUN_ID" "$ROT/lock/holder" 2>/dev/null || ! mkdir "$ROT/lock/claim" 2>/dev/null; then
+    echo "rotate-host.sh run $RUN_ID: the lock is not this run's, or this run was fenced off: not starting" >&2
+    exit 1
+  fi
   env_paths
   # A backup path from the action names the .env; the backup sits beside its target.
   BACKUP_PATH=$ENV_REAL.backup.${BACKUP_PATH##*.backup.}
@@ -784,6 +840,7 @@ case $command in
     rm -rf "$TMPDIR_PF"
     ;;
   release) release ;;
+  status) status ;;
   resolve) resolve_config ;;
   launch) launch ;;
   follow) follow ;;

@@ -352,7 +352,7 @@ export class Rotation {
     const c = this.config
     const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`
     const newEnv = this.newEnvText()
-    await host.launch(newEnv, backupName)
+    await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh))
     this.outcome.changed.push(
       `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`
     )
@@ -498,6 +498,7 @@ export class Rotation {
   // ------------------------------------------------------------ 5. compensate
   /** What the host's .env holds now, as far as this run knows. */
   private hostEnvState(): 'old' | 'new' | 'unknown' {
+    if (this.host?.launchUnknown) return 'unknown'
     if (!this.host?.launched) return 'old'
     switch (this.outcome.hostResult) {
       case 'success':

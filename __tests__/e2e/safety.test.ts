@@ -2,7 +2,15 @@
 // rotations at once, a change after a failed preflight.
 import { describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { envValue } from '../../src/host/dotenv.js'
@@ -121,8 +129,21 @@ describe('locking', () => {
       path.join(lock, 'holder'),
       'run=4242-1-dead00\nstarted=2026-01-01T00:00:00Z\nby=mallory\n'
     )
+    // Without a pid the holder is an action between preflight and launch:
+    // live for 15 minutes, then stale.
+    const hourAgo = new Date(Date.now() - 3600 * 1000)
+    utimesSync(lock, hourAgo, hourAgo)
     const stdout = await expectRefusal({}, /stale rotation lock/)
     expect(stdout).toContain('run=4242-1-dead00')
+    expect(existsSync(lock)).toBe(true)
+  })
+
+  it('a fresh lock without a pid (a run writing CI secrets) is live: never called stale', async () => {
+    const lock = path.join(bed.sandbox.deployPath, '.rotation', 'lock')
+    mkdirSync(lock, { recursive: true })
+    writeFileSync(path.join(lock, 'holder'), 'run=4343-1-busy00\nstarted=now\nby=alice\n')
+    const stdout = await expectRefusal({}, /another rotation holds the lock/)
+    expect(stdout).not.toMatch(/stale rotation lock|rm -r/)
     expect(existsSync(lock)).toBe(true)
   })
 

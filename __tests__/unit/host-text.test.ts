@@ -5,6 +5,7 @@ import fc from 'fast-check'
 import { readFileSync } from 'node:fs'
 import { readConfig } from '../../src/config.js'
 import { setEnvValues } from '../../src/host/dotenv.js'
+import { parsePreflight } from '../../src/host/plan.js'
 import {
   HostPreflightError,
   HostRotation,
@@ -142,3 +143,70 @@ describe('.env bytes', () => {
     expect(textOf(Buffer.from('p\u00e9', 'utf8').toString('latin1'))).toBe('p\u00e9')
   })
 })
+
+describe('a lost answer to launch', () => {
+  /** A session whose launch call dies with the connection; status answers as given. */
+  function hostWith(statusAnswer: string | Error): HostRotation {
+    const dropped = {
+      isConnected: false,
+      writeFiles: async () => {},
+      exec: async () => {
+        throw new Error('connection lost')
+      }
+    } as unknown as HostSession
+    const host = new HostRotation(dropped, readConfig(inputs()), { id: 'r1', by: 't' }, 'immediate')
+    ;(host as unknown as { state: unknown }).state = {
+      facts: parsePreflightFacts(),
+      composeCommand: 'docker compose',
+      detach: 'setsid',
+      envText: ENV,
+      envSha256: 'x',
+      oldValues: {},
+      postgresUser: 'u',
+      postgresDb: 'd',
+      envPath: '/opt/cloudbox/.env',
+      targets: []
+    }
+    ;(host as unknown as { lockTaken: boolean }).lockTaken = true
+    reconnectTo = async () => {
+      if (statusAnswer instanceof Error) throw statusAnswer
+      return {
+        isConnected: true,
+        exec: async () => ({ code: 0, signal: undefined, stderr: '', stdout: statusAnswer })
+      } as unknown as HostSession
+    }
+    return host
+  }
+  let reconnectTo: () => Promise<HostSession> = async () => {
+    throw new Error('unset')
+  }
+  const launch = (host: HostRotation) =>
+    host.launch('JWT_SECRET=new\n', '.env.backup.x', () => reconnectTo())
+
+  it('the host says started: the run follows it, nothing is compensated', async () => {
+    const host = hostWith('status=started\n')
+    await launch(host)
+    expect(host.launched).toBe(true)
+    expect(host.launchUnknown).toBe(false)
+  })
+
+  it('the host says not started (fenced): a plain failure, the lock released', async () => {
+    const host = hostWith('status=not-started\n')
+    await expect(launch(host)).rejects.toThrow(/did not start and can no longer start/)
+    expect(host.launched).toBe(false)
+    expect(host.launchUnknown).toBe(false)
+    expect(host.holdsLock).toBe(false)
+  })
+
+  it('the host cannot be asked: unknown, never "untouched", the lock kept', async () => {
+    const host = hostWith(new Error('connection refused'))
+    await expect(launch(host)).rejects.toThrow(/UNKNOWN/)
+    expect(host.launched).toBe(false)
+    expect(host.launchUnknown).toBe(true)
+    expect(host.holdsLock).toBe(false)
+  })
+})
+
+function parsePreflightFacts() {
+  return parsePreflight('deploy=ok\nenv_file=ok\nenv_stat=600 0:0\nlock=taken')
+}

@@ -162,7 +162,7 @@ describe('preflight facts', () => {
     )
     expect(preflightProblems(interrupted, config, false)[0]).toMatch(/recover: true/)
     const stale = parsePreflight(
-      `${healthy.replace('lock=taken', 'lock=busy')}\nlock_holder=run=1-1-ab started=2026-01-01T00:00:00Z\nlock_age=3600\nlock_holder_alive=unknown`
+      `${healthy.replace('lock=taken', 'lock=busy')}\nlock_holder=run=1-1-ab started=2026-01-01T00:00:00Z\nlock_age=3600\nlock_holder_alive=no`
     )
     const [problem] = preflightProblems(stale, config, false)
     expect(problem).toMatch(/stale rotation lock/)

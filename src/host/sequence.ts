@@ -98,6 +98,7 @@ export class HostRotation {
   private envValues: string[] = []
   private lockTaken = false
   private launchedFlag = false
+  private launchUnknownFlag = false
   private state: HostState | undefined
 
   constructor(
@@ -127,8 +128,13 @@ export class HostRotation {
     return this.launchedFlag
   }
 
+  /** The answer to launch was lost and the host could not say whether the sequence started. */
+  get launchUnknown(): boolean {
+    return this.launchUnknownFlag
+  }
+
   get holdsLock(): boolean {
-    return this.lockTaken && !this.launchedFlag
+    return this.lockTaken && !this.launchedFlag && !this.launchUnknownFlag
   }
 
   private base(): Record<string, string | number> {
@@ -292,7 +298,11 @@ export class HostRotation {
    * Stages the new .env (0600, SFTP, never a command line) and the
    * parameters, then starts the sequence detached from this SSH session.
    */
-  async launch(newEnvText: string | null, backupPath: string): Promise<void> {
+  async launch(
+    newEnvText: string | null,
+    backupPath: string,
+    reconnect: () => Promise<HostSession>
+  ): Promise<void> {
     const state = this.state
     if (!state) throw new Error('launch before preflight')
     const c = this.config
@@ -334,31 +344,43 @@ export class HostRotation {
     let out: string
     try {
       out = await this.script('launch', { DETACH: state.detach })
+      if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
+        throw new Error(
+          `the host sequence did not start: ${this.redactHost(out.trim()) || 'no answer'}`
+        )
+      }
     } catch (error) {
-      // The answer was lost, not necessarily the launch: a started sequence
-      // has written its pid into the lock, and then `release` leaves it be.
-      if (await this.startedAnyway()) {
+      // The answer is lost or negative: ask the host what really happened.
+      const message = (error as Error).message
+      const status = await this.launchStatus(reconnect)
+      if (status === 'started') {
         this.launchedFlag = true
         return
       }
-      throw error
-    }
-    if (!/^launched=(setsid|systemd-run)$/m.test(out)) {
+      if (status === 'not-started') {
+        this.lockTaken = false
+        throw new Error(
+          `${message}; the host confirms the sequence did not start and can no longer start (fenced, lock released): production was not touched`
+        )
+      }
+      this.launchUnknownFlag = true
       throw new Error(
-        `the host sequence did not start: ${this.redactHost(out.trim()) || 'no answer'}`
+        `${message}; whether the host sequence started is UNKNOWN (the host could not be asked): production may be rotating on its own, the lock stays`
       )
     }
     this.launchedFlag = true
   }
 
-  private async startedAnyway(): Promise<boolean> {
+  /** One `status` question after a lost launch answer: started, not-started or unknown. */
+  private async launchStatus(
+    reconnect: () => Promise<HostSession>
+  ): Promise<'started' | 'not-started' | 'unknown'> {
     try {
-      if (!this.session.isConnected) return false
-      const answer = await this.script('release')
-      if (/^lock=released$/m.test(answer)) this.lockTaken = false
-      return /^lock=not-ours$/m.test(answer)
+      if (!this.session.isConnected) this.session = await reconnect()
+      const answer = /^status=(started|not-started|unknown)$/m.exec(await this.script('status'))
+      return (answer?.[1] as 'started' | 'not-started' | 'unknown' | undefined) ?? 'unknown'
     } catch {
-      return false
+      return 'unknown'
     }
   }
 
@@ -406,6 +428,16 @@ export class HostRotation {
             }
           }
         })
+        const start = events.find((e) => e.event === 'run-start')
+        if (
+          start !== undefined &&
+          !(start.detail ?? '').split(' ').includes(`run=${this.run.id}`)
+        ) {
+          return {
+            ...summarizeJournal([]),
+            followError: `the host journal belongs to another run (${start.detail ?? 'no run id'}), not to ${this.run.id}: this run's state is unknown`
+          }
+        }
         const summary = summarizeJournal(events)
         if (summary.terminal || signal.aborted) break
         // Not terminal: a lost connection or a follower that stopped; retry with backoff.
