@@ -246,7 +246,9 @@ describe('dry run', () => {
     const run = await bed.rotate({ 'dry-run': 'true', restart: 'all' })
     expectResult(run, 'dry-run')
     expect(run.code).toBe(0)
-    expect(run.stdout).toMatch(/host: down: \S+ -f docker-compose\.prod\.yml down/)
+    expect(run.stdout).toMatch(
+      /host: down: \S+ -f docker-compose\.prod\.yml --env-file \S+\/\.env down/
+    )
     expect(run.stdout).toMatch(
       /write CI secrets JWT_SECRET, JWT_REFRESH_SECRET in environment:production/
     )

@@ -152,7 +152,7 @@ describe('restart: targeted, immediate', () => {
     const run = await bed.rotate({ 'dry-run': 'true' })
     expectResult(run, 'dry-run')
     expect(run.stdout).toMatch(
-      /host: stop: \S+ -f docker-compose\.prod\.yml stop backend worker \(the services that receive a rotated key: backend \(environment/
+      /host: stop: \S+ -f docker-compose\.prod\.yml --env-file \S+\/\.env stop backend worker \(the services that receive a rotated key: backend \(environment/
     )
     expect(run.stdout).toMatch(/host: revoke: docker exec -i <postgres container> psql/)
     expect(composeCalls().filter((c) => /^(down|stop|up|exec)\b/.test(c))).toEqual([])
