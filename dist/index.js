@@ -29380,6 +29380,10 @@ function readConfig(read) {
         throw new ConfigError('jwt-error-pattern', `is not a valid regular expression: ${error.message}`);
     }
     const revokeSql = read('revoke-sql').trim() || 'DELETE FROM refresh_tokens;';
+    // The action wraps it in its own transaction to try it in preflight.
+    if (/(^|;)\s*(BEGIN|COMMIT|ROLLBACK|END|ABORT|START\s+TRANSACTION|SAVEPOINT|RELEASE)\b/i.test(revokeSql)) {
+        throw new ConfigError('revoke-sql', 'must not control its own transaction (BEGIN, COMMIT, ROLLBACK, ...): the action runs it in a transaction, first rolled back as a preflight trial');
+    }
     const rotationDateVariable = read('rotation-date-variable').trim();
     if (rotationDateVariable !== '')
         checkSecretName('rotation-date-variable', rotationDateVariable);
@@ -47627,14 +47631,24 @@ class HostRotation {
             problems.push(...resolved.problems);
             targets = resolved.targets;
         }
+        let database;
+        if (this.mode === 'immediate' &&
+            facts.lock === 'taken' &&
+            facts.composeCmd !== undefined &&
+            facts.composeCmd !== 'none' &&
+            facts.composeConfigError === undefined) {
+            const check = await this.checkDatabase(facts.composeCmd);
+            problems.push(...check.problems);
+            database = check.database;
+        }
         if (this.mode === 'retire-previous') {
             const present = rotatedKeys.filter((key) => envValue(envText, `${key}_PREVIOUS`) !== undefined);
             if (present.length === 0) {
                 problems.push(`nothing to retire: ${envPath} has no ${rotatedKeys.map((k) => `${k}_PREVIOUS`).join(' or ')} line`);
             }
         }
-        const postgresUser = c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox';
-        const postgresDb = c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser;
+        const postgresUser = database?.user || c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox';
+        const postgresDb = database?.db || c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser;
         const state = {
             facts,
             composeCommand: facts.composeCmd,
@@ -47724,6 +47738,34 @@ class HostRotation {
             throw new Error(`${message}; whether the host sequence started is UNKNOWN (the host could not be asked): production may be rotating on its own, the lock stays`);
         }
         this.launchedFlag = true;
+    }
+    /**
+     * Runs the revoke SQL in a transaction that is rolled back, as the user and
+     * database the running postgres container has (unless given), so a wrong
+     * user, database or a typo in revoke-sql is found before anything stops.
+     */
+    async checkDatabase(composeCmd) {
+        const c = this.config;
+        const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`;
+        await this.session.writeFiles([
+            { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
+        ]);
+        const out = await this.script('dbcheck', {
+            COMPOSE_CMD: composeCmd,
+            POSTGRES_SERVICE: c.postgresService,
+            POSTGRES_USER: c.postgresUser,
+            POSTGRES_DB: c.postgresDb
+        });
+        const field = (name) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1];
+        const user = field('db_user') ?? '?';
+        const db = field('db_name') ?? '?';
+        if (field('db') === 'ok')
+            return { problems: [], database: { user, db } };
+        return {
+            problems: [
+                `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in service ${c.postgresService}: ${this.redactHost(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
+            ]
+        };
     }
     /** One `status` question after a lost launch answer: started, not-started or unknown. */
     async launchStatus(reconnect) {
@@ -75429,6 +75471,10 @@ class Rotation {
                 this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)}; the host rolled back`;
                 this.outcome.changed.push(`${where}: swapped, then restored from the backup; services restarted`);
                 this.outcome.stateNow = 'production is back on the old secrets and answers its health check';
+                if (summary.steps.some((s) => s.name === 'revoke' && s.status === 'ok')) {
+                    this.outcome.changed.push('the refresh tokens were revoked before the failure: EVERY USER WAS LOGGED OUT and must sign in again (on the old secrets)');
+                    this.outcome.stateNow += '; every user was logged out (their refresh tokens were revoked)';
+                }
                 return false;
             default:
                 this.outcome.result = 'failed';

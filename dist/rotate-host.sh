@@ -361,6 +361,35 @@ status() {
   fi
 }
 
+# Proves the revoke will work before anything stops: the user and database
+# the running postgres container really has (unless given), then the revoke
+# SQL inside a transaction that is rolled back (.rotation/revoke-check.sql,
+# staged by the action). Prints db_user, db_name, then db=ok or db_error=...
+dbcheck() {
+  cd "$DEPLOY_DIR" || exit 1
+  env_paths
+  user=${POSTGRES_USER:-}
+  db=${POSTGRES_DB:-}
+  if [ -z "$user" ] || [ -z "$db" ]; then
+    # The container's own environment: what compose resolved, ${...} included.
+    # shellcheck disable=SC2016
+    seen=$(compose exec -T "$POSTGRES_SERVICE" sh -c 'printf "%s\n%s\n" "$POSTGRES_USER" "$POSTGRES_DB"' 2>/dev/null)
+    [ -n "$user" ] || user=$(printf '%s\n' "$seen" | sed -n 1p)
+    [ -n "$db" ] || db=$(printf '%s\n' "$seen" | sed -n 2p)
+    [ -n "$user" ] || user=postgres
+    [ -n "$db" ] || db=$user
+  fi
+  say db_user "$user"
+  say db_name "$db"
+  out=$(compose exec -T "$POSTGRES_SERVICE" \
+    psql -X -q -v ON_ERROR_STOP=1 -U "$user" -d "$db" -f - <"$ROT/revoke-check.sql" 2>&1)
+  status=$?
+  rm -f "$ROT/revoke-check.sql"
+  if [ "$status" = 0 ]; then say db ok; else
+    say db_error "exit $status: $(printf '%s' "$out" | tr '\n\t' '  ' | head -c 300)"
+  fi
+}
+
 launch() {
   cd "$DEPLOY_DIR" || exit 1
   grep -qx "run=$RUN_ID" "$ROT/lock/holder" 2>/dev/null || {
@@ -841,6 +870,7 @@ case $command in
     ;;
   release) release ;;
   status) status ;;
+  dbcheck) dbcheck ;;
   resolve) resolve_config ;;
   launch) launch ;;
   follow) follow ;;

@@ -364,6 +364,17 @@ export function readConfig(read: InputReader): Config {
   }
 
   const revokeSql = read('revoke-sql').trim() || 'DELETE FROM refresh_tokens;'
+  // The action wraps it in its own transaction to try it in preflight.
+  if (
+    /(^|;)\s*(BEGIN|COMMIT|ROLLBACK|END|ABORT|START\s+TRANSACTION|SAVEPOINT|RELEASE)\b/i.test(
+      revokeSql
+    )
+  ) {
+    throw new ConfigError(
+      'revoke-sql',
+      'must not control its own transaction (BEGIN, COMMIT, ROLLBACK, ...): the action runs it in a transaction, first rolled back as a preflight trial'
+    )
+  }
   const rotationDateVariable = read('rotation-date-variable').trim()
   if (rotationDateVariable !== '') checkSecretName('rotation-date-variable', rotationDateVariable)
 

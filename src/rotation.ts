@@ -480,6 +480,12 @@ export class Rotation {
           `${where}: swapped, then restored from the backup; services restarted`
         )
         this.outcome.stateNow = 'production is back on the old secrets and answers its health check'
+        if (summary.steps.some((s) => s.name === 'revoke' && s.status === 'ok')) {
+          this.outcome.changed.push(
+            'the refresh tokens were revoked before the failure: EVERY USER WAS LOGGED OUT and must sign in again (on the old secrets)'
+          )
+          this.outcome.stateNow += '; every user was logged out (their refresh tokens were revoked)'
+        }
         return false
       default:
         this.outcome.result = 'failed'

@@ -21,6 +21,7 @@ import {
   expectResult,
   journalOf,
   lastIssue,
+  login,
   seedCiSecrets,
   useBed,
   type Bed
@@ -258,5 +259,32 @@ describe('dry run', () => {
     expect(existsSync(path.join(bed.sandbox.deployPath, '.rotation', 'lock'))).toBe(false)
     expect(existsSync(path.join(bed.sandbox.deployPath, '.rotation', 'journal'))).toBe(false)
     expect(run.summary).toContain('dry')
+  })
+})
+
+describe('the database is proven reachable in preflight', () => {
+  const backendId = async () => (await bed.sandbox.compose(['ps', '-q', 'backend'])).stdout.trim()
+
+  it.each([
+    ['a wrong postgres-user', { 'postgres-user': 'nobody_here' }, /as user "nobody_here"/],
+    ['a wrong postgres-db', { 'postgres-db': 'no_such_db' }, /against database "no_such_db"/],
+    ['a typo in revoke-sql', { 'revoke-sql': 'DELETE FROM refresh_tokenz;' }, /refresh_tokenz/]
+  ])('%s is refused before anything stops', async (_what, overrides, detail) => {
+    await seedCiSecrets(bed)
+    const before = await backendId()
+    const stdout = await expectRefusal(overrides, /the revoke SQL failed in a trial run/)
+    expect(stdout).toMatch(detail)
+    expect(await backendId()).toBe(before)
+  })
+
+  it('the trial DELETE of a dry run is rolled back: nobody is logged out', async () => {
+    await login(bed.sandbox, bed.sandbox.admin)
+    const count = async () =>
+      Number((await bed.sandbox.psql('SELECT count(*) FROM refresh_tokens;')).trim())
+    const before = await count()
+    expect(before).toBeGreaterThan(0)
+    const run = await bed.rotate({ 'dry-run': 'true' })
+    expectResult(run, 'dry-run')
+    expect(await count()).toBe(before)
   })
 })

@@ -151,7 +151,9 @@ describe('readConfig', () => {
     [{ 'repository-secrets': 'false' }, 'repository-secrets', /written nowhere/],
     [{ environments: 'prod,prod' }, 'environments', /twice/],
     [{ recover: 'true', 'dry-run': 'true' }, 'recover', /dry-run/],
-    [{ reason: 'a\nb' }, 'reason', /one line/]
+    [{ reason: 'a\nb' }, 'reason', /one line/],
+    [{ 'revoke-sql': 'BEGIN; DELETE FROM refresh_tokens; COMMIT;' }, 'revoke-sql', /transaction/],
+    [{ 'revoke-sql': 'DELETE FROM refresh_tokens; commit' }, 'revoke-sql', /transaction/]
   ])('refuses %j naming %s', (overrides, input, message) => {
     const error = refusal(overrides)
     expect(error.input).toBe(input)

@@ -260,6 +260,18 @@ export class HostRotation {
       problems.push(...resolved.problems)
       targets = resolved.targets
     }
+    let database: { user: string; db: string } | undefined
+    if (
+      this.mode === 'immediate' &&
+      facts.lock === 'taken' &&
+      facts.composeCmd !== undefined &&
+      facts.composeCmd !== 'none' &&
+      facts.composeConfigError === undefined
+    ) {
+      const check = await this.checkDatabase(facts.composeCmd)
+      problems.push(...check.problems)
+      database = check.database
+    }
     if (this.mode === 'retire-previous') {
       const present = rotatedKeys.filter(
         (key) => envValue(envText, `${key}_PREVIOUS`) !== undefined
@@ -270,8 +282,10 @@ export class HostRotation {
         )
       }
     }
-    const postgresUser = c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox'
-    const postgresDb = c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser
+    const postgresUser =
+      database?.user || c.postgresUser || envValue(envText, 'POSTGRES_USER') || 'cloudbox'
+    const postgresDb =
+      database?.db || c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser
     const state: HostState = {
       facts,
       composeCommand: facts.composeCmd as string,
@@ -369,6 +383,36 @@ export class HostRotation {
       )
     }
     this.launchedFlag = true
+  }
+
+  /**
+   * Runs the revoke SQL in a transaction that is rolled back, as the user and
+   * database the running postgres container has (unless given), so a wrong
+   * user, database or a typo in revoke-sql is found before anything stops.
+   */
+  private async checkDatabase(
+    composeCmd: string
+  ): Promise<{ problems: string[]; database?: { user: string; db: string } }> {
+    const c = this.config
+    const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`
+    await this.session.writeFiles([
+      { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
+    ])
+    const out = await this.script('dbcheck', {
+      COMPOSE_CMD: composeCmd,
+      POSTGRES_SERVICE: c.postgresService,
+      POSTGRES_USER: c.postgresUser,
+      POSTGRES_DB: c.postgresDb
+    })
+    const field = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1]
+    const user = field('db_user') ?? '?'
+    const db = field('db_name') ?? '?'
+    if (field('db') === 'ok') return { problems: [], database: { user, db } }
+    return {
+      problems: [
+        `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in service ${c.postgresService}: ${this.redactHost(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
+      ]
+    }
   }
 
   /** One `status` question after a lost launch answer: started, not-started or unknown. */
