@@ -38078,6 +38078,18 @@ function parsePreflight(stdout) {
             case 'detach':
                 facts.detach.push(value);
                 break;
+            case 'kill_user_processes':
+                facts.killUserProcesses = value;
+                break;
+            case 'linger':
+                facts.linger = value;
+                break;
+            case 'compose_project':
+                facts.composeProject = value;
+                break;
+            case 'compose_running':
+                facts.composeRunning = Number(value);
+                break;
             case 'journal':
                 facts.journal = value;
                 break;
@@ -38105,6 +38117,33 @@ function parsePreflight(stdout) {
         }
     }
     return facts;
+}
+/**
+ * How the host sequence outlives the SSH session. Root with systemd: a
+ * system unit. Otherwise setsid, unless logind kills the user's processes at
+ * logout (KillUserProcesses): then only a user unit of a lingering user lives on.
+ */
+function chooseDetach(facts) {
+    if (facts.detach.includes('systemd-run'))
+        return { detach: 'systemd-run' };
+    const userUnits = facts.detach.includes('systemd-run-user-capable') && facts.linger === 'yes';
+    const kills = facts.killUserProcesses ?? 'no';
+    if (kills !== 'no') {
+        if (userUnits)
+            return { detach: 'systemd-run-user' };
+        return {
+            problem: kills === 'yes'
+                ? 'logind kills the SSH user\'s processes when the session ends (KillUserProcesses=yes), so a cancelled or dropped run could stop the sequence right after "down". Enable lingering for the SSH user (loginctl enable-linger <user>, so the sequence runs as a user unit), or connect as root'
+                : "cannot tell whether logind kills the SSH user's processes when the session ends (busctl did not answer): enable lingering for the SSH user (loginctl enable-linger <user>) or connect as root"
+        };
+    }
+    if (facts.detach.includes('setsid'))
+        return { detach: 'setsid' };
+    if (userUnits)
+        return { detach: 'systemd-run-user' };
+    return {
+        problem: 'neither setsid nor systemd-run is usable on the host: the sequence cannot run detached'
+    };
 }
 /** Every reason the host refuses, in words a person at 3 a.m. can act on. */
 function preflightProblems(facts, config, recover) {
@@ -38139,8 +38178,11 @@ function preflightProblems(facts, config, recover) {
     }
     if (facts.httpClient === 'none')
         problems.push('neither curl nor wget is installed on the host (the health check needs one)');
-    if (facts.detach.length === 0 || facts.detach.includes('none')) {
-        problems.push('neither setsid nor systemd-run is usable on the host: the sequence cannot run detached');
+    const detach = chooseDetach(facts);
+    if ('problem' in detach)
+        problems.push(detach.problem);
+    if (!recover && facts.composeRunning === 0) {
+        problems.push(`the compose project${facts.composeProject ? ` "${facts.composeProject}" (COMPOSE_PROJECT_NAME)` : ''} of ${config.composeFile} has no container on the host: the rotation would restart nothing that runs. Check compose-file, and COMPOSE_PROJECT_NAME in the SSH user's environment or the .env`);
     }
     if (facts.envFile === 'unresolvable') {
         problems.push(`env file ${deploy}/${config.envFile} is a symlink whose target cannot be resolved (readlink -f): point it at the real file`);
@@ -47652,7 +47694,10 @@ class HostRotation {
         const state = {
             facts,
             composeCommand: facts.composeCmd,
-            detach: facts.detach.includes('systemd-run') ? 'systemd-run' : 'setsid',
+            detach: (() => {
+                const choice = chooseDetach(facts);
+                return 'detach' in choice ? choice.detach : 'setsid';
+            })(),
             envText,
             envSha256: createHash('sha256').update(envBuffer).digest('hex'),
             oldValues,

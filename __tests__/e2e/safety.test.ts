@@ -288,3 +288,13 @@ describe('the database is proven reachable in preflight', () => {
     expect(await count()).toBe(before)
   })
 })
+
+describe('the compose project that runs', () => {
+  it('a COMPOSE_PROJECT_NAME naming another project is refused: nothing of it runs', async () => {
+    const envPath = path.join(bed.sandbox.deployPath, '.env')
+    writeFileSync(envPath, `${readFileSync(envPath, 'utf8')}COMPOSE_PROJECT_NAME=not_cloudbox\n`)
+    await seedCiSecrets(bed)
+    const stdout = await expectRefusal({}, /has no container on the host/)
+    expect(stdout).toMatch(/COMPOSE_PROJECT_NAME/)
+  })
+})

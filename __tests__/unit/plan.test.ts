@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals'
 import {
   backupStamp,
   parsePreflight,
+  chooseDetach,
   envFilePath,
   followDeadlineSeconds,
   preflightProblems,
@@ -127,6 +128,30 @@ describe('preflight facts', () => {
   it('bounds how long the action follows the host: every step and the rollback at the step timeout', () => {
     expect(followDeadlineSeconds({ healthTimeoutSeconds: 120 }, 7)).toBe(10 * 240 + 120)
     expect(followDeadlineSeconds({ healthTimeoutSeconds: 10 }, 5)).toBe(8 * 60 + 120)
+  })
+  it('chooses a detaching that outlives the session, or refuses', () => {
+    const choose = (detach: string[], killUserProcesses?: string, linger?: string) =>
+      chooseDetach({ detach, killUserProcesses, linger })
+    expect(choose(['setsid', 'systemd-run'], 'yes', 'no')).toEqual({ detach: 'systemd-run' })
+    expect(choose(['setsid'])).toEqual({ detach: 'setsid' })
+    expect(choose(['setsid', 'systemd-run-user-capable'], 'no', 'no')).toEqual({ detach: 'setsid' })
+    expect(choose(['setsid', 'systemd-run-user-capable'], 'yes', 'yes')).toEqual({
+      detach: 'systemd-run-user'
+    })
+    expect(choose(['setsid', 'systemd-run-user-capable'], 'yes', 'no')).toEqual({
+      problem: expect.stringMatching(/KillUserProcesses=yes.*loginctl enable-linger/)
+    })
+    expect(choose(['setsid', 'systemd-run-user-capable'], 'unknown', 'no')).toEqual({
+      problem: expect.stringMatching(/cannot tell/)
+    })
+    expect(choose([])).toEqual({ problem: expect.stringMatching(/neither setsid nor systemd-run/) })
+  })
+  it('refuses a compose project that runs nothing, except when recovering', () => {
+    const facts = parsePreflight(`${healthy}\ncompose_project=wrong\ncompose_running=0`)
+    expect(preflightProblems(facts, config, false).join('\n')).toMatch(
+      /compose project "wrong" \(COMPOSE_PROJECT_NAME\) of docker-compose.prod.yml has no container/
+    )
+    expect(preflightProblems(facts, config, true).join('\n')).not.toMatch(/has no container/)
   })
   it('reads the symlink target', () => {
     const facts = parsePreflight(`${healthy}\nenv_link=/srv/shared/.env\nenv_real=/srv/shared/.env`)

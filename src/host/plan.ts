@@ -83,6 +83,12 @@ export interface HostFacts {
   services: string[]
   httpClient?: string
   detach: string[]
+  /** logind's KillUserProcesses as the SSH user's host reports it (systemd hosts). */
+  killUserProcesses?: string
+  linger?: string
+  /** COMPOSE_PROJECT_NAME in the SSH session, and how many containers that project runs. */
+  composeProject?: string
+  composeRunning?: number
   /** The real file behind the .env (itself when it is no link). */
   envReal?: string
   /** Set when the .env is a symlink: its resolved target. */
@@ -164,6 +170,18 @@ export function parsePreflight(stdout: string): HostFacts {
       case 'detach':
         facts.detach.push(value)
         break
+      case 'kill_user_processes':
+        facts.killUserProcesses = value
+        break
+      case 'linger':
+        facts.linger = value
+        break
+      case 'compose_project':
+        facts.composeProject = value
+        break
+      case 'compose_running':
+        facts.composeRunning = Number(value)
+        break
       case 'journal':
         facts.journal = value as HostFacts['journal']
         break
@@ -191,6 +209,36 @@ export function parsePreflight(stdout: string): HostFacts {
     }
   }
   return facts
+}
+
+export type Detach = 'systemd-run' | 'systemd-run-user' | 'setsid'
+
+/**
+ * How the host sequence outlives the SSH session. Root with systemd: a
+ * system unit. Otherwise setsid, unless logind kills the user's processes at
+ * logout (KillUserProcesses): then only a user unit of a lingering user lives on.
+ */
+export function chooseDetach(
+  facts: Pick<HostFacts, 'detach' | 'killUserProcesses' | 'linger'>
+): { detach: Detach } | { problem: string } {
+  if (facts.detach.includes('systemd-run')) return { detach: 'systemd-run' }
+  const userUnits = facts.detach.includes('systemd-run-user-capable') && facts.linger === 'yes'
+  const kills = facts.killUserProcesses ?? 'no'
+  if (kills !== 'no') {
+    if (userUnits) return { detach: 'systemd-run-user' }
+    return {
+      problem:
+        kills === 'yes'
+          ? 'logind kills the SSH user\'s processes when the session ends (KillUserProcesses=yes), so a cancelled or dropped run could stop the sequence right after "down". Enable lingering for the SSH user (loginctl enable-linger <user>, so the sequence runs as a user unit), or connect as root'
+          : "cannot tell whether logind kills the SSH user's processes when the session ends (busctl did not answer): enable lingering for the SSH user (loginctl enable-linger <user>) or connect as root"
+    }
+  }
+  if (facts.detach.includes('setsid')) return { detach: 'setsid' }
+  if (userUnits) return { detach: 'systemd-run-user' }
+  return {
+    problem:
+      'neither setsid nor systemd-run is usable on the host: the sequence cannot run detached'
+  }
 }
 
 /** Every reason the host refuses, in words a person at 3 a.m. can act on. */
@@ -242,9 +290,11 @@ export function preflightProblems(
   }
   if (facts.httpClient === 'none')
     problems.push('neither curl nor wget is installed on the host (the health check needs one)')
-  if (facts.detach.length === 0 || facts.detach.includes('none')) {
+  const detach = chooseDetach(facts)
+  if ('problem' in detach) problems.push(detach.problem)
+  if (!recover && facts.composeRunning === 0) {
     problems.push(
-      'neither setsid nor systemd-run is usable on the host: the sequence cannot run detached'
+      `the compose project${facts.composeProject ? ` "${facts.composeProject}" (COMPOSE_PROJECT_NAME)` : ''} of ${config.composeFile} has no container on the host: the rotation would restart nothing that runs. Check compose-file, and COMPOSE_PROJECT_NAME in the SSH user's environment or the .env`
     )
   }
   if (facts.envFile === 'unresolvable') {

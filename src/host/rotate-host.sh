@@ -254,13 +254,33 @@ preflight() {
     say http_client none
     problems=1
   fi
+  # What can run the sequence past the end of this SSH session: the action
+  # chooses (choose_detach in plan.ts) and refuses when nothing can.
   if command -v setsid >/dev/null 2>&1; then say detach setsid; fi
-  if [ "$(id -u)" = 0 ] && command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    say detach systemd-run
+  if command -v systemd-run >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    if [ "$(id -u)" = 0 ]; then say detach systemd-run; else say detach systemd-run-user-capable; fi
+    # logind kills a non-root user's processes at logout when KillUserProcesses=yes,
+    # setsid or not, unless the user lingers (then `systemd-run --user` survives).
+    kup=$(busctl get-property org.freedesktop.login1 /org/freedesktop/login1 \
+      org.freedesktop.login1.Manager KillUserProcesses 2>/dev/null | cut -d ' ' -f 2)
+    case $kup in
+      true) say kill_user_processes yes ;;
+      false) say kill_user_processes no ;;
+      *) say kill_user_processes unknown ;;
+    esac
+    if [ -f "/var/lib/systemd/linger/$(id -un)" ]; then say linger yes; else say linger no; fi
+  else
+    say kill_user_processes no
   fi
-  if ! command -v setsid >/dev/null 2>&1 && ! command -v nohup >/dev/null 2>&1; then
+  if ! command -v setsid >/dev/null 2>&1 && ! command -v systemd-run >/dev/null 2>&1; then
     say detach none
     problems=1
+  fi
+  # The project compose would restart must be the one that runs (a wrong
+  # COMPOSE_PROJECT_NAME restarts nothing and leaves the old values running).
+  if [ "$problems" = 0 ] && [ -n "$resolved" ]; then
+    say compose_project "${COMPOSE_PROJECT_NAME:-}"
+    say compose_running "$(compose ps -q 2>/dev/null | grep -c .)"
   fi
 
   if ! { mkdir -p "$ROT" && chmod 700 "$ROT"; }; then
@@ -398,10 +418,16 @@ launch() {
   }
   [ -f "$JOURNAL" ] && mv -f "$JOURNAL" "$ROT/journal.prev"
   : >"$JOURNAL"
-  if [ "$DETACH" = systemd-run ]; then
-    systemd-run --unit="jwt-rotation-$RUN_ID" --collect --quiet \
+  if [ "$DETACH" = systemd-run ] || [ "$DETACH" = systemd-run-user ]; then
+    # A unit starts from the manager's environment, not this session's: carry
+    # what preflight ran with (PATH, DOCKER_*, COMPOSE_*) through a 0600 file.
+    env | grep -E '^(PATH|DOCKER_[A-Z0-9_]*|COMPOSE_[A-Z0-9_]*)=' >"$ROT/run.env"
+    user_flag=''
+    [ "$DETACH" = systemd-run-user ] && user_flag=--user
+    # shellcheck disable=SC2086
+    systemd-run $user_flag --unit="jwt-rotation-$RUN_ID" --collect --quiet \
       --property=WorkingDirectory="$DEPLOY_DIR" \
-      --setenv=DOCKER_HOST="${DOCKER_HOST:-}" --setenv=PATH="$PATH" \
+      --property=EnvironmentFile="$DEPLOY_DIR/$ROT/run.env" \
       /bin/sh "$DEPLOY_DIR/$ROT/rotate-host.sh" run "$DEPLOY_DIR/$ROT/params" || {
       say launched failed
       exit 1

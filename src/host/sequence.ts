@@ -12,7 +12,9 @@ import {
   type JournalSummary
 } from './journal.js'
 import {
+  chooseDetach,
   parsePreflight,
+  type Detach,
   preflightProblems,
   renderAssignments,
   followDeadlineSeconds,
@@ -73,7 +75,7 @@ export class HostPreflightError extends Error {
 export interface HostState {
   facts: HostFacts
   composeCommand: string
-  detach: 'systemd-run' | 'setsid'
+  detach: Detach
   envText: string
   envSha256: string
   /** Old values of the rotated keys, as .env holds them (masked by the caller). */
@@ -289,7 +291,10 @@ export class HostRotation {
     const state: HostState = {
       facts,
       composeCommand: facts.composeCmd as string,
-      detach: facts.detach.includes('systemd-run') ? 'systemd-run' : 'setsid',
+      detach: (() => {
+        const choice = chooseDetach(facts)
+        return 'detach' in choice ? choice.detach : 'setsid'
+      })(),
       envText,
       envSha256: createHash('sha256').update(envBuffer).digest('hex'),
       oldValues,
