@@ -37193,6 +37193,12 @@ function logItem(o, text) {
                 done: false,
                 reason: `${plural(scan.configErrors, 'configuration error')} in the logs`
             };
+        case 'unexpected-jwt-errors':
+            return {
+                text,
+                done: false,
+                reason: `${plural(scan.unexpected ?? 0, 'unexpected JWT error')} in the logs (neither old tokens rejected nor configuration errors)`
+            };
         case 'skipped':
             return { text, done: false, reason: scan.reason ? `skipped: ${scan.reason}` : 'skipped' };
         case 'failed':
@@ -37413,6 +37419,8 @@ function renderFacts(o) {
         ['Run', o.runUrl ? link(o.runUrl) : 'n/a'],
         ['Result', `**${inline(o.result)}**`]
     ];
+    if (o.verification)
+        rows.push(['Verification', inline(o.verification)]);
     if (o.hostResult)
         rows.push(['Host sequence', inline(o.hostResult)]);
     if (o.restart)
@@ -37497,7 +37505,8 @@ function renderVerification(o) {
     const since = scan.since ? ` since ${code(scan.since)}` : '';
     lines.push(`- Log scan${since}: ${verdict(scan.status, scan.reason)}; ` +
         `${scan.total} matching line(s): ${scan.expected} expected (clients holding old tokens), ` +
-        `${scan.configErrors} configuration error(s)`);
+        `${scan.configErrors} configuration error(s)` +
+        (scan.unexpected ? `, ${scan.unexpected} unexpected JWT error(s)` : ''));
     if (scan.samples.length > 0) {
         const shown = scan.samples.slice(0, MAX_LOG_SAMPLES);
         const more = scan.samples.length - shown.length;
@@ -37549,6 +37558,7 @@ function issueBody(o) {
 function outputValues(o) {
     return {
         result: o.result,
+        verification: o.verification ?? 'skipped',
         'rotated-at': o.rotatedAt,
         'downtime-seconds': seconds(o.downtimeSeconds) ?? '',
         'issue-url': o.issue?.url ?? '',
@@ -75015,7 +75025,11 @@ async function checkLogin(session, account, credentials, loginUrl, checkUrl, mas
 //   tokens signed with the old secret cause by design: `invalid signature`,
 //   `jwt expired`, `jwt malformed`, `invalid token`, `TokenExpiredError`.
 //   Counted and shown, never failed.
-// - other: lines matching `pattern` that are neither. They are counted in
+// - unexpected JWT errors (only among lines matching `pattern`): jsonwebtoken
+//   errors an old token does not cause (`invalid algorithm`, `jwt audience
+//   invalid`, `jwt issuer invalid`, `jwt not active`, ...): a misconfigured
+//   verifier. Counted apart; never "clean".
+// - other: lines matching `pattern` that are none of these. They are counted in
 //   `total` (and `other`) and shown in samples, but do not change the verdict:
 //   the default pattern (`jwt|jsonwebtoken|…`) also matches harmless lines such
 //   as request logs of `/api/auth/refresh`.
@@ -75032,6 +75046,14 @@ const EXPECTED = [
     /jwt malformed/i,
     /invalid token/i,
     /TokenExpiredError/
+];
+const UNEXPECTED_JWT_ERRORS = [
+    /invalid algorithm/i,
+    /jwt (?:audience|issuer|subject|id) invalid/i,
+    /jwt not active/i,
+    /NotBeforeTokenError/,
+    /jwt signature is required/i,
+    /invalid (?:jwt|token) (?:algorithm|audience|issuer)/i
 ];
 const CONFIG_ERRORS = [
     /secretOrPrivateKey must have a value/i,
@@ -75051,7 +75073,12 @@ function sample(line, secrets) {
 function scanLogs(logText, pattern, secrets) {
     // A fresh, stateless, case-insensitive copy: `g`/`y` would make test() stateful.
     const matcher = new RegExp(pattern.source, `${pattern.flags.replace(/[gyi]/g, '')}i`);
-    const buckets = { config: [], other: [], expected: [] };
+    const buckets = {
+        config: [],
+        unexpected: [],
+        other: [],
+        expected: []
+    };
     let total = 0;
     for (const raw of logText.split(/\r?\n/)) {
         const line = raw.replace(ANSI, '');
@@ -75062,13 +75089,20 @@ function scanLogs(logText, pattern, secrets) {
             total += 1;
         if (CONFIG_ERRORS.some((re) => re.test(line)))
             buckets.config.push(raw);
+        else if (matches && UNEXPECTED_JWT_ERRORS.some((re) => re.test(line)))
+            buckets.unexpected.push(raw);
         else if (matches && EXPECTED.some((re) => re.test(line)))
             buckets.expected.push(raw);
         else if (matches)
             buckets.other.push(raw);
     }
     const samples = [];
-    for (const line of [...buckets.config, ...buckets.other, ...buckets.expected]) {
+    for (const line of [
+        ...buckets.config,
+        ...buckets.unexpected,
+        ...buckets.other,
+        ...buckets.expected
+    ]) {
         if (samples.length >= MAX_SAMPLES)
             break;
         const s = sample(line, secrets);
@@ -75081,9 +75115,16 @@ function scanLogs(logText, pattern, secrets) {
         total,
         expected,
         configErrors,
+        unexpected: buckets.unexpected.length,
         other: buckets.other.length,
         samples,
-        verdict: configErrors > 0 ? 'config-errors' : expected > 0 ? 'expected-only' : 'clean'
+        verdict: configErrors > 0
+            ? 'config-errors'
+            : buckets.unexpected.length > 0
+                ? 'unexpected-jwt-errors'
+                : expected > 0
+                    ? 'expected-only'
+                    : 'clean'
     };
 }
 
@@ -75123,16 +75164,12 @@ async function scanServiceLogs(session, deployPath, composeCommand, composeArgs,
             return failed(`compose logs failed (exit ${result.code ?? 'none'})`);
         }
         const scan = scanLogs(linesSince(result.stdout, since), pattern, secrets);
-        const status = scan.verdict === 'clean'
-            ? 'clean'
-            : scan.verdict === 'expected-only'
-                ? 'expected-only'
-                : 'config-errors';
         return {
-            status,
+            status: scan.verdict,
             total: scan.total,
             expected: scan.expected,
             configErrors: scan.configErrors,
+            unexpected: scan.unexpected,
             samples: scan.samples,
             since
         };
@@ -75140,6 +75177,83 @@ async function scanServiceLogs(session, deployPath, composeCommand, composeArgs,
     catch (error) {
         return failed(`could not read the logs: ${error.message}`);
     }
+}
+
+// Phase 6: health, the two login checks and the log scan. Each check fails on
+// its own and says why; nothing here can change what the rotation did.
+/** Runs every check; returns their results and the session it used (if any). */
+async function verifyRotation(input, rotatedAt) {
+    const c = input.config;
+    let session = input.session;
+    try {
+        if (!session?.isConnected)
+            session = await HostSession.connect(c.ssh);
+    }
+    catch (error) {
+        const reason = `could not reconnect over SSH to verify: ${error.message}`;
+        return {
+            checks: {
+                health: { status: 'failed', reason },
+                logins: [
+                    { account: 'admin', status: 'failed', reason },
+                    { account: 'user', status: 'failed', reason }
+                ],
+                logScan: {
+                    status: 'failed',
+                    total: 0,
+                    expected: 0,
+                    configErrors: 0,
+                    samples: [],
+                    reason
+                }
+            }
+        };
+    }
+    const live = session;
+    const health = await attempt(async () => {
+        const answer = await requestThroughTunnel(live, c.healthUrl);
+        return answer.status >= 200 && answer.status < 300
+            ? { status: 'verified' }
+            : { status: 'failed', reason: `${c.healthUrl} answered HTTP ${answer.status}` };
+    }, (reason) => ({ status: 'failed', reason }));
+    const logins = [];
+    for (const [account, credentials, checkUrl] of [
+        ['admin', c.adminCredentials, c.adminCheckUrl],
+        ['user', c.userCredentials, c.userCheckUrl]
+    ]) {
+        logins.push(await attempt(() => checkLogin(live, account, credentials, c.loginUrl, checkUrl, input.mask), (reason) => ({ account, status: 'failed', reason })));
+    }
+    // The host's own clock: container log stamps are the host's, not the runner's.
+    const since = input.hostStartedAt !== undefined ? new Date(input.hostStartedAt).toISOString() : rotatedAt;
+    const logScan = await scanServiceLogs(live, c.deployPath, input.composeCommand.split(' ').map(shellQuote).join(' '), ['-f', c.composeFile, '--env-file', envFilePath(c)], since, c.jwtErrorPattern, input.secrets);
+    return { checks: { health, logins, logScan }, session: live };
+}
+async function attempt(check, failed) {
+    try {
+        return await check();
+    }
+    catch (error) {
+        return failed(error.message);
+    }
+}
+/** passed, failed or skipped, with a warning annotation per failed check. */
+function verificationOf(checks) {
+    const failures = [];
+    if (checks.health?.status === 'failed')
+        failures.push(`health: ${checks.health.reason ?? ''}`);
+    for (const login of checks.logins ?? []) {
+        if (login.status === 'failed')
+            failures.push(`${login.account} login: ${login.reason ?? ''}`);
+    }
+    const scan = checks.logScan;
+    if (scan && !['clean', 'expected-only', 'skipped'].includes(scan.status)) {
+        failures.push(`log scan: ${scan.status}${scan.reason ? ` (${scan.reason})` : ''}`);
+    }
+    for (const failure of failures)
+        warning(`verification failed: ${failure}`);
+    if (failures.length > 0)
+        return 'failed';
+    return checks.health?.status === 'verified' ? 'passed' : 'skipped';
 }
 
 // The rotation, phase by phase (DESIGN §1): preflight, generate, CI secrets,
@@ -75162,6 +75276,8 @@ class Rotation {
     hostState;
     newValues = {};
     written = [];
+    /** Host clock (ms) at the first step: the log scan's window starts there. */
+    hostStartedAt;
     hostMode;
     constructor(config, context) {
         this.config = config;
@@ -75216,7 +75332,7 @@ class Rotation {
             }
             if (this.config.recover)
                 await this.phase('5. Compensate CI secrets', () => this.alignAfterRecovery());
-            await this.phase('6. Verify', () => this.verify());
+            await this.verify();
             return this.outcome;
         }
         finally {
@@ -75455,6 +75571,7 @@ class Rotation {
         }
     }
     absorb(summary) {
+        this.hostStartedAt = summary.steps[0]?.startedAt;
         this.outcome.hostSteps = summary.steps.map((s) => ({
             name: s.name,
             status: s.status,
@@ -75623,42 +75740,48 @@ class Rotation {
         }
     }
     // ------------------------------------------------------------ 6. verify
+    /**
+     * Phase 6. Never fails the run: a check that cannot run is a failed check
+     * (a warning and an unticked line), and `result` stays what the host did.
+     */
     async verify() {
-        const c = this.config;
-        let session = this.session;
-        if (!session.isConnected) {
-            session = await HostSession.connect(c.ssh);
-            this.session = session;
-        }
-        try {
-            const health = await requestThroughTunnel(session, c.healthUrl);
-            this.outcome.health =
-                health.status >= 200 && health.status < 300
-                    ? { status: 'verified' }
-                    : { status: 'failed', reason: `${c.healthUrl} answered HTTP ${health.status}` };
-        }
-        catch (error) {
-            this.outcome.health = { status: 'failed', reason: error.message };
-        }
-        info(`health: ${this.outcome.health.status}${this.outcome.health.reason ? ` (${this.outcome.health.reason})` : ''}`);
-        this.outcome.logins = [
-            await checkLogin(session, 'admin', c.adminCredentials, c.loginUrl, c.adminCheckUrl, mask),
-            await checkLogin(session, 'user', c.userCredentials, c.loginUrl, c.userCheckUrl, mask)
-        ];
-        for (const login of this.outcome.logins) {
-            info(`${login.account} login: ${login.status}${login.reason ? ` (${login.reason})` : ''}`);
-        }
-        const state = this.hostState;
-        const composeArgs = ['-f', c.composeFile, '--env-file', envFilePath(c)];
-        this.outcome.logScan = await scanServiceLogs(session, c.deployPath, state.composeCommand.split(' ').map(shellQuote).join(' '), composeArgs, this.outcome.rotatedAt, c.jwtErrorPattern, [
-            ...Object.values(this.newValues),
-            ...Object.values(state.oldValues).map(textOf),
-            ...(this.host?.redactionValues ?? [])
-        ]);
-        const scan = this.outcome.logScan;
-        info(`log scan since ${scan.since}: ${scan.status}, ${scan.total} line(s) match, ${scan.expected} expected (old tokens rejected), ${scan.configErrors} configuration error(s)`);
-        for (const sample of scan.samples)
-            info(`  ${sample}`);
+        await group('6. Verify', async () => {
+            const state = this.hostState;
+            try {
+                const { checks, session } = await verifyRotation({
+                    config: this.config,
+                    session: this.session,
+                    composeCommand: state.composeCommand,
+                    hostStartedAt: this.hostStartedAt,
+                    secrets: [
+                        ...Object.values(this.newValues),
+                        ...Object.values(state.oldValues).map(textOf),
+                        ...(this.host?.redactionValues ?? [])
+                    ],
+                    mask
+                }, this.outcome.rotatedAt);
+                if (session)
+                    this.session = session;
+                Object.assign(this.outcome, checks);
+            }
+            catch (error) {
+                const reason = `verification could not run: ${describeError(error)}`;
+                this.outcome.health = { status: 'failed', reason };
+            }
+            const o = this.outcome;
+            info(`health: ${o.health?.status}${o.health?.reason ? ` (${o.health.reason})` : ''}`);
+            for (const login of o.logins) {
+                info(`${login.account} login: ${login.status}${login.reason ? ` (${login.reason})` : ''}`);
+            }
+            const scan = o.logScan;
+            if (scan) {
+                info(`log scan since ${scan.since ?? '?'}: ${scan.status}, ${scan.total} line(s) match, ${scan.expected} expected (old tokens rejected), ${scan.configErrors} configuration error(s), ${scan.unexpected ?? 0} unexpected JWT error(s)`);
+                for (const sample of scan.samples)
+                    info(`  ${sample}`);
+            }
+            o.verification = verificationOf(o);
+            info(`verification: ${o.verification}`);
+        });
     }
     async releaseIfHeld() {
         if (!this.host?.holdsLock)

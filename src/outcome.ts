@@ -26,10 +26,13 @@ export interface LoginCheck {
 }
 
 export interface LogScanResult {
-  status: 'clean' | 'expected-only' | 'config-errors' | 'skipped' | 'failed'
+  status:
+    'clean' | 'expected-only' | 'config-errors' | 'unexpected-jwt-errors' | 'skipped' | 'failed'
   total: number
   expected: number
   configErrors: number
+  /** JWT errors that are neither old tokens rejected nor configuration errors. */
+  unexpected?: number
   samples: string[]
   since?: string
   reason?: string
@@ -78,6 +81,8 @@ export interface Outcome {
   health?: { status: 'verified' | 'failed' | 'skipped'; reason?: string }
   logins: LoginCheck[]
   logScan?: LogScanResult
+  /** Phase 6 as a whole; a failed check never changes `result`. */
+  verification?: 'passed' | 'failed' | 'skipped'
   rotationDateVariable?: { name: string; status: 'set' | 'skipped' | 'failed'; reason?: string }
   /** Dry run only: the steps, commands, files and scopes a real run would touch. */
   plan?: string[]

@@ -14,14 +14,7 @@ import {
 } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
 import type { JournalEvent } from './host/journal.js'
-import {
-  backupStamp,
-  envFilePath,
-  retireAfterMs,
-  shellQuote,
-  stepsFor,
-  type HostMode
-} from './host/plan.js'
+import { backupStamp, envFilePath, retireAfterMs, stepsFor, type HostMode } from './host/plan.js'
 import {
   HostRotation,
   textOf,
@@ -33,9 +26,7 @@ import { HostSession } from './host/ssh.js'
 import { restartLine, targetedCommands } from './host/targeted-plan.js'
 import type { HostStep, Outcome, SecretRef } from './outcome.js'
 import { generateSecret } from './secrets/generate.js'
-import { checkLogin } from './verify/login.js'
-import { scanServiceLogs } from './verify/logs.js'
-import { requestThroughTunnel } from './verify/tunnel-http.js'
+import { verificationOf, verifyRotation } from './verify/run.js'
 
 export interface RunContext {
   run: RunIdentity
@@ -62,6 +53,8 @@ export class Rotation {
   private hostState: HostState | undefined
   private newValues: Record<string, string> = {}
   private written: WrittenSecret[] = []
+  /** Host clock (ms) at the first step: the log scan's window starts there. */
+  private hostStartedAt: number | undefined
   private readonly hostMode: HostMode
 
   constructor(
@@ -118,7 +111,7 @@ export class Rotation {
       }
       if (this.config.recover)
         await this.phase('5. Compensate CI secrets', () => this.alignAfterRecovery())
-      await this.phase('6. Verify', () => this.verify())
+      await this.verify()
       return this.outcome
     } finally {
       await this.releaseIfHeld()
@@ -410,6 +403,7 @@ export class Rotation {
   }
 
   private absorb(summary: FollowResult): void {
+    this.hostStartedAt = summary.steps[0]?.startedAt
     this.outcome.hostSteps = summary.steps.map((s): HostStep => ({
       name: s.name,
       status: s.status,
@@ -609,54 +603,52 @@ export class Rotation {
   }
 
   // ------------------------------------------------------------ 6. verify
+  /**
+   * Phase 6. Never fails the run: a check that cannot run is a failed check
+   * (a warning and an unticked line), and `result` stays what the host did.
+   */
   private async verify(): Promise<void> {
-    const c = this.config
-    let session = this.session as HostSession
-    if (!session.isConnected) {
-      session = await HostSession.connect(c.ssh)
-      this.session = session
-    }
-    try {
-      const health = await requestThroughTunnel(session, c.healthUrl)
-      this.outcome.health =
-        health.status >= 200 && health.status < 300
-          ? { status: 'verified' }
-          : { status: 'failed', reason: `${c.healthUrl} answered HTTP ${health.status}` }
-    } catch (error) {
-      this.outcome.health = { status: 'failed', reason: (error as Error).message }
-    }
-    core.info(
-      `health: ${this.outcome.health.status}${this.outcome.health.reason ? ` (${this.outcome.health.reason})` : ''}`
-    )
-    this.outcome.logins = [
-      await checkLogin(session, 'admin', c.adminCredentials, c.loginUrl, c.adminCheckUrl, mask),
-      await checkLogin(session, 'user', c.userCredentials, c.loginUrl, c.userCheckUrl, mask)
-    ]
-    for (const login of this.outcome.logins) {
-      core.info(
-        `${login.account} login: ${login.status}${login.reason ? ` (${login.reason})` : ''}`
-      )
-    }
-    const state = this.hostState as HostState
-    const composeArgs = ['-f', c.composeFile, '--env-file', envFilePath(c)]
-    this.outcome.logScan = await scanServiceLogs(
-      session,
-      c.deployPath,
-      state.composeCommand.split(' ').map(shellQuote).join(' '),
-      composeArgs,
-      this.outcome.rotatedAt,
-      c.jwtErrorPattern,
-      [
-        ...Object.values(this.newValues),
-        ...Object.values(state.oldValues).map(textOf),
-        ...(this.host?.redactionValues ?? [])
-      ]
-    )
-    const scan = this.outcome.logScan
-    core.info(
-      `log scan since ${scan.since}: ${scan.status}, ${scan.total} line(s) match, ${scan.expected} expected (old tokens rejected), ${scan.configErrors} configuration error(s)`
-    )
-    for (const sample of scan.samples) core.info(`  ${sample}`)
+    await core.group('6. Verify', async () => {
+      const state = this.hostState as HostState
+      try {
+        const { checks, session } = await verifyRotation(
+          {
+            config: this.config,
+            session: this.session,
+            composeCommand: state.composeCommand,
+            hostStartedAt: this.hostStartedAt,
+            secrets: [
+              ...Object.values(this.newValues),
+              ...Object.values(state.oldValues).map(textOf),
+              ...(this.host?.redactionValues ?? [])
+            ],
+            mask
+          },
+          this.outcome.rotatedAt
+        )
+        if (session) this.session = session
+        Object.assign(this.outcome, checks)
+      } catch (error) {
+        const reason = `verification could not run: ${describeError(error)}`
+        this.outcome.health = { status: 'failed', reason }
+      }
+      const o = this.outcome
+      core.info(`health: ${o.health?.status}${o.health?.reason ? ` (${o.health.reason})` : ''}`)
+      for (const login of o.logins) {
+        core.info(
+          `${login.account} login: ${login.status}${login.reason ? ` (${login.reason})` : ''}`
+        )
+      }
+      const scan = o.logScan
+      if (scan) {
+        core.info(
+          `log scan since ${scan.since ?? '?'}: ${scan.status}, ${scan.total} line(s) match, ${scan.expected} expected (old tokens rejected), ${scan.configErrors} configuration error(s), ${scan.unexpected ?? 0} unexpected JWT error(s)`
+        )
+        for (const sample of scan.samples) core.info(`  ${sample}`)
+      }
+      o.verification = verificationOf(o)
+      core.info(`verification: ${o.verification}`)
+    })
   }
 
   private async releaseIfHeld(): Promise<void> {

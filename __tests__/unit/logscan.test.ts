@@ -57,6 +57,7 @@ describe('scanLogs', () => {
       total: 0,
       expected: 0,
       configErrors: 0,
+      unexpected: 0,
       other: 0,
       samples: [],
       verdict: 'clean'
@@ -130,5 +131,22 @@ describe('scanLogs', () => {
       'backend_1  | Error: JWT_SECRET is required',
       'backend_1  | JsonWebTokenError: invalid signature'
     ])
+  })
+})
+
+describe('unexpected JWT errors', () => {
+  it('are counted apart and never clean', () => {
+    const scan = scanLogs(
+      [
+        'backend_1  | JsonWebTokenError: invalid algorithm',
+        'backend_1  | JsonWebTokenError: jwt audience invalid. expected: cloudbox',
+        'backend_1  | JsonWebTokenError: invalid signature'
+      ].join('\n'),
+      /jwt|jsonwebtoken|invalid signature/i,
+      []
+    )
+    expect(scan.unexpected).toBe(2)
+    expect(scan.expected).toBe(1)
+    expect(scan.verdict).toBe('unexpected-jwt-errors')
   })
 })

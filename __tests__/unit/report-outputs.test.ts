@@ -25,6 +25,7 @@ describe('setOutputs', () => {
     setOutputs(success())
     expect(outputs()).toEqual({
       result: 'success',
+      verification: 'skipped',
       'rotated-at': '2025-03-14T09:26:53Z',
       'downtime-seconds': '23.5',
       'issue-url': 'https://github.com/acme/cloudbox/issues/17',
@@ -37,7 +38,7 @@ describe('setOutputs', () => {
       ]),
       'backup-path': '/srv/cloudbox/.env.backup.20250314T092653Z'
     })
-    expect(setOutput).toHaveBeenCalledTimes(7)
+    expect(setOutput).toHaveBeenCalledTimes(8)
   })
 
   it('gives updated-secrets as parseable JSON with only scope and name', () => {
@@ -53,6 +54,7 @@ describe('setOutputs', () => {
     setOutputs(refused())
     expect(outputs()).toEqual({
       result: 'failed',
+      verification: 'skipped',
       'rotated-at': '2025-03-14T09:26:53Z',
       'downtime-seconds': '',
       'issue-url': '',

@@ -67,6 +67,12 @@ function logItem(o: Outcome, text: string): ChecklistItem {
         done: false,
         reason: `${plural(scan.configErrors, 'configuration error')} in the logs`
       }
+    case 'unexpected-jwt-errors':
+      return {
+        text,
+        done: false,
+        reason: `${plural(scan.unexpected ?? 0, 'unexpected JWT error')} in the logs (neither old tokens rejected nor configuration errors)`
+      }
     case 'skipped':
       return { text, done: false, reason: scan.reason ? `skipped: ${scan.reason}` : 'skipped' }
     case 'failed':

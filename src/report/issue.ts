@@ -116,6 +116,7 @@ export function renderFacts(o: Outcome): string {
     ['Run', o.runUrl ? link(o.runUrl) : 'n/a'],
     ['Result', `**${inline(o.result)}**`]
   ]
+  if (o.verification) rows.push(['Verification', inline(o.verification)])
   if (o.hostResult) rows.push(['Host sequence', inline(o.hostResult)])
   if (o.restart) rows.push(['Restart', inline(o.restart)])
   const api = seconds(o.apiDowntimeSeconds)
@@ -221,7 +222,8 @@ export function renderVerification(o: Outcome): string {
   lines.push(
     `- Log scan${since}: ${verdict(scan.status, scan.reason)}; ` +
       `${scan.total} matching line(s): ${scan.expected} expected (clients holding old tokens), ` +
-      `${scan.configErrors} configuration error(s)`
+      `${scan.configErrors} configuration error(s)` +
+      (scan.unexpected ? `, ${scan.unexpected} unexpected JWT error(s)` : '')
   )
   if (scan.samples.length > 0) {
     const shown = scan.samples.slice(0, MAX_LOG_SAMPLES)

@@ -7,6 +7,7 @@ import { seconds } from './markdown.js'
 export function outputValues(o: Outcome): Record<string, string> {
   return {
     result: o.result,
+    verification: o.verification ?? 'skipped',
     'rotated-at': o.rotatedAt,
     'downtime-seconds': seconds(o.downtimeSeconds) ?? '',
     'issue-url': o.issue?.url ?? '',

@@ -50,17 +50,12 @@ export async function scanServiceLogs(
       return failed(`compose logs failed (exit ${result.code ?? 'none'})`)
     }
     const scan = scanLogs(linesSince(result.stdout, since), pattern, secrets)
-    const status =
-      scan.verdict === 'clean'
-        ? 'clean'
-        : scan.verdict === 'expected-only'
-          ? 'expected-only'
-          : 'config-errors'
     return {
-      status,
+      status: scan.verdict,
       total: scan.total,
       expected: scan.expected,
       configErrors: scan.configErrors,
+      unexpected: scan.unexpected,
       samples: scan.samples,
       since
     }

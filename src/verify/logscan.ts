@@ -12,7 +12,11 @@
 //   tokens signed with the old secret cause by design: `invalid signature`,
 //   `jwt expired`, `jwt malformed`, `invalid token`, `TokenExpiredError`.
 //   Counted and shown, never failed.
-// - other: lines matching `pattern` that are neither. They are counted in
+// - unexpected JWT errors (only among lines matching `pattern`): jsonwebtoken
+//   errors an old token does not cause (`invalid algorithm`, `jwt audience
+//   invalid`, `jwt issuer invalid`, `jwt not active`, ...): a misconfigured
+//   verifier. Counted apart; never "clean".
+// - other: lines matching `pattern` that are none of these. They are counted in
 //   `total` (and `other`) and shown in samples, but do not change the verdict:
 //   the default pattern (`jwt|jsonwebtoken|…`) also matches harmless lines such
 //   as request logs of `/api/auth/refresh`.
@@ -27,10 +31,12 @@ export interface LogScan {
   total: number
   expected: number
   configErrors: number
-  /** Lines matching the pattern that are neither expected nor config errors. */
+  /** JWT errors that are neither expected nor config errors. */
+  unexpected: number
+  /** Lines matching the pattern that are none of the above. */
   other: number
   samples: string[]
-  verdict: 'clean' | 'expected-only' | 'config-errors'
+  verdict: 'clean' | 'expected-only' | 'config-errors' | 'unexpected-jwt-errors'
 }
 
 const MAX_SAMPLES = 5
@@ -42,6 +48,15 @@ const EXPECTED = [
   /jwt malformed/i,
   /invalid token/i,
   /TokenExpiredError/
+]
+
+const UNEXPECTED_JWT_ERRORS = [
+  /invalid algorithm/i,
+  /jwt (?:audience|issuer|subject|id) invalid/i,
+  /jwt not active/i,
+  /NotBeforeTokenError/,
+  /jwt signature is required/i,
+  /invalid (?:jwt|token) (?:algorithm|audience|issuer)/i
 ]
 
 const CONFIG_ERRORS = [
@@ -65,7 +80,12 @@ function sample(line: string, secrets: string[]): string {
 export function scanLogs(logText: string, pattern: RegExp, secrets: string[]): LogScan {
   // A fresh, stateless, case-insensitive copy: `g`/`y` would make test() stateful.
   const matcher = new RegExp(pattern.source, `${pattern.flags.replace(/[gyi]/g, '')}i`)
-  const buckets = { config: [] as string[], other: [] as string[], expected: [] as string[] }
+  const buckets = {
+    config: [] as string[],
+    unexpected: [] as string[],
+    other: [] as string[],
+    expected: [] as string[]
+  }
   let total = 0
   for (const raw of logText.split(/\r?\n/)) {
     const line = raw.replace(ANSI, '')
@@ -73,11 +93,18 @@ export function scanLogs(logText: string, pattern: RegExp, secrets: string[]): L
     const matches = matcher.test(line)
     if (matches) total += 1
     if (CONFIG_ERRORS.some((re) => re.test(line))) buckets.config.push(raw)
+    else if (matches && UNEXPECTED_JWT_ERRORS.some((re) => re.test(line)))
+      buckets.unexpected.push(raw)
     else if (matches && EXPECTED.some((re) => re.test(line))) buckets.expected.push(raw)
     else if (matches) buckets.other.push(raw)
   }
   const samples: string[] = []
-  for (const line of [...buckets.config, ...buckets.other, ...buckets.expected]) {
+  for (const line of [
+    ...buckets.config,
+    ...buckets.unexpected,
+    ...buckets.other,
+    ...buckets.expected
+  ]) {
     if (samples.length >= MAX_SAMPLES) break
     const s = sample(line, secrets)
     if (!samples.includes(s)) samples.push(s)
@@ -88,8 +115,16 @@ export function scanLogs(logText: string, pattern: RegExp, secrets: string[]): L
     total,
     expected,
     configErrors,
+    unexpected: buckets.unexpected.length,
     other: buckets.other.length,
     samples,
-    verdict: configErrors > 0 ? 'config-errors' : expected > 0 ? 'expected-only' : 'clean'
+    verdict:
+      configErrors > 0
+        ? 'config-errors'
+        : buckets.unexpected.length > 0
+          ? 'unexpected-jwt-errors'
+          : expected > 0
+            ? 'expected-only'
+            : 'clean'
   }
 }
