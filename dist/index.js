@@ -47532,6 +47532,19 @@ function firstNonUtf8Line(bytes) {
     }
     return undefined;
 }
+/**
+ * Which .env values host text is redacted with: every value of a secret-named
+ * key, and every other value that is not a plain word or path. Plain names
+ * ("cloudbox", "production", "/srv/app") would blank out paths and service
+ * names in every message while hiding nothing.
+ */
+function worthRedacting(key, value) {
+    if (value.length < REDACT_MIN_LENGTH)
+        return false;
+    if (/SECRET|KEY|PASSWORD|PASS|TOKEN|DSN|AUTH|CREDENTIAL|PRIVATE/i.test(key))
+        return true;
+    return !/^[A-Za-z_./-]+$/.test(value);
+}
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8;
 function hostScript() {
@@ -47574,8 +47587,8 @@ class HostRotation {
     }
     rememberEnvValues(envText) {
         const values = parseEnv(envText)
-            .flatMap((e) => [e.value, textOf(e.value)])
-            .filter((v) => v.length >= REDACT_MIN_LENGTH);
+            .filter((e) => worthRedacting(e.key, e.value))
+            .flatMap((e) => [e.value, textOf(e.value)]);
         this.envValues = [...new Set([...this.envValues, ...values])];
     }
     get launched() {

@@ -24,6 +24,9 @@ import {
 let bed: Bed
 useBed((b) => (bed = b))
 
+/** Preflight's read-only calls: the database user and the rolled-back revoke trial. */
+const trial = (call: string) => /^exec -T postgres (sh -c printf|psql -X -q )/.test(call)
+
 const UNTOUCHED = [
   'postgres',
   'redis',
@@ -100,7 +103,7 @@ describe('restart: targeted, immediate', () => {
       ['prepare', 'backup', 'stop', 'swap', 'revoke', 'up', 'health'].map((s) => `${s}:ok`)
     )
     const calls = composeCalls()
-    expect(calls.filter((c) => /^(down|stop|up|exec|restart|rm)\b/.test(c))).toEqual([
+    expect(calls.filter((c) => /^(down|stop|up|exec|restart|rm)\b/.test(c) && !trial(c))).toEqual([
       'stop backend worker',
       'up -d backend worker'
     ])
@@ -155,7 +158,7 @@ describe('restart: targeted, immediate', () => {
       /host: stop: \S+ -f docker-compose\.prod\.yml --env-file \S+\/\.env stop backend worker \(the services that receive a rotated key: backend \(environment/
     )
     expect(run.stdout).toMatch(/host: revoke: docker exec -i <postgres container> psql/)
-    expect(composeCalls().filter((c) => /^(down|stop|up|exec)\b/.test(c))).toEqual([])
+    expect(composeCalls().filter((c) => /^(down|stop|up|exec)\b/.test(c) && !trial(c))).toEqual([])
   })
 })
 
@@ -229,7 +232,15 @@ describe('restart: targeted, a fault at each step', () => {
       [{ match: '^stop', action: 'run-then-exec', command: 'rm -f .rotation/env.new', times: 1 }],
       {}
     ],
-    ['revoke', null, { 'revoke-sql': 'DELETE FROM no_such_table;' }],
+    // Passes preflight's rolled-back trial (statement_timeout 15s there), fails for real.
+    [
+      'revoke',
+      null,
+      {
+        'revoke-sql':
+          "DELETE FROM refresh_tokens; SELECT 1 / (current_setting('statement_timeout') = '15s')::int;"
+      }
+    ],
     ['up', [{ match: '^up -d backend worker$', action: 'fail', times: 1 }], {}],
     ['health', null, { 'health-timeout': '8' }]
   ]

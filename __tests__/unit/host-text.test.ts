@@ -10,7 +10,8 @@ import {
   HostPreflightError,
   HostRotation,
   firstNonUtf8Line,
-  textOf
+  textOf,
+  worthRedacting
 } from '../../src/host/sequence.js'
 import type { HostSession } from '../../src/host/ssh.js'
 
@@ -39,7 +40,7 @@ function inputs(): (name: string) => string {
 }
 
 const SMTP = 'hunter2-smtp-pass'
-const ENV = `JWT_SECRET=old-jwt-secret-value\nJWT_REFRESH_SECRET=old-refresh-value\nENCRYPTION_KEY=enc-key-value-123\nSMTP_PASSWORD=${SMTP}\nNODE_ENV=prod\n`
+const ENV = `JWT_SECRET=old-jwt-secret-value\nJWT_REFRESH_SECRET=old-refresh-value\nENCRYPTION_KEY=enc-key-value-123\nSMTP_PASSWORD=${SMTP}\nNODE_ENV=prod\nPOSTGRES_USER=cloudbox\n`
 
 /** A host whose compose config error and stderr quote the SMTP password. */
 function stubSession(): HostSession {
@@ -88,8 +89,12 @@ describe('host text redaction', () => {
     expect(text).toContain('Invalid template: "***"')
     expect(text).not.toContain(SMTP)
     expect(host.redactHost(`stderr: ${SMTP} and enc-key-value-123`)).toBe('stderr: *** and ***')
-    // Short values (flags, ports, "prod") stay readable.
+    // Short values (flags, ports, "prod") and plain names stay readable.
     expect(host.redactHost('NODE_ENV prod')).toBe('NODE_ENV prod')
+    expect(host.redactHost('/srv/cloudbox/.env.backup')).toBe('/srv/cloudbox/.env.backup')
+    expect(worthRedacting('POSTGRES_USER', 'cloudbox')).toBe(false)
+    expect(worthRedacting('SMTP_PASSWORD', 'correcthorse')).toBe(true)
+    expect(worthRedacting('DATABASE_URL', 'postgres://u:p4ss@db/x')).toBe(true)
   })
 })
 

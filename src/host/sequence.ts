@@ -54,6 +54,18 @@ export function firstNonUtf8Line(bytes: Buffer): number | undefined {
   return undefined
 }
 
+/**
+ * Which .env values host text is redacted with: every value of a secret-named
+ * key, and every other value that is not a plain word or path. Plain names
+ * ("cloudbox", "production", "/srv/app") would blank out paths and service
+ * names in every message while hiding nothing.
+ */
+export function worthRedacting(key: string, value: string): boolean {
+  if (value.length < REDACT_MIN_LENGTH) return false
+  if (/SECRET|KEY|PASSWORD|PASS|TOKEN|DSN|AUTH|CREDENTIAL|PRIVATE/i.test(key)) return true
+  return !/^[A-Za-z_./-]+$/.test(value)
+}
+
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8
 
@@ -121,8 +133,8 @@ export class HostRotation {
 
   private rememberEnvValues(envText: string): void {
     const values = parseEnv(envText)
+      .filter((e) => worthRedacting(e.key, e.value))
       .flatMap((e) => [e.value, textOf(e.value)])
-      .filter((v) => v.length >= REDACT_MIN_LENGTH)
     this.envValues = [...new Set([...this.envValues, ...values])]
   }
 
