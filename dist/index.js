@@ -38191,7 +38191,8 @@ function preflightProblems(facts, config, recover) {
     const detach = chooseDetach(facts);
     if ('problem' in detach)
         problems.push(detach.problem);
-    if (!recover && facts.composeRunning === 0) {
+    // An interrupted run explains an empty project: recover says what to do.
+    if (!recover && facts.composeRunning === 0 && facts.journal !== 'interrupted') {
         problems.push(`the compose project${facts.composeProject ? ` "${facts.composeProject}" (COMPOSE_PROJECT_NAME)` : ''} of ${config.composeFile} has no container on the host: the rotation would restart nothing that runs. Check compose-file, and COMPOSE_PROJECT_NAME in the SSH user's environment or the .env`);
     }
     if (facts.envFile === 'unresolvable') {

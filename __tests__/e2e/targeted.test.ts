@@ -286,7 +286,7 @@ describe('restart: targeted, a fault at each step', () => {
     const ci = await seedCiSecrets(bed)
     const envBefore = await sandbox.readEnvFile()
     const before = await containers()
-    await sandbox.setComposeFaults([{ match: '^ps', action: 'fail' }])
+    await sandbox.setComposeFaults([{ match: '^ps -q', action: 'fail' }])
     const run = await bed.rotate({})
     expectResult(run, 'failed')
     expect(journalOf(sandbox)).toMatch(/\tstep-end\tprepare\tfail\t/)

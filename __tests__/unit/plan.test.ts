@@ -152,6 +152,10 @@ describe('preflight facts', () => {
       /compose project "wrong" \(COMPOSE_PROJECT_NAME\) of docker-compose.prod.yml has no container/
     )
     expect(preflightProblems(facts, config, true).join('\n')).not.toMatch(/has no container/)
+    const interrupted = parsePreflight(
+      `${healthy.replace('journal=terminal', 'journal=interrupted').replace('lock=taken', 'lock=not-taken')}\ncompose_running=0`
+    )
+    expect(preflightProblems(interrupted, config, false).join('\n')).toMatch(/recover: true/)
   })
   it('reads the symlink target', () => {
     const facts = parsePreflight(`${healthy}\nenv_link=/srv/shared/.env\nenv_real=/srv/shared/.env`)

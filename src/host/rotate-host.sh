@@ -280,7 +280,7 @@ preflight() {
   # COMPOSE_PROJECT_NAME restarts nothing and leaves the old values running).
   if [ "$problems" = 0 ] && [ -n "$resolved" ]; then
     say compose_project "${COMPOSE_PROJECT_NAME:-}"
-    say compose_running "$(compose ps -q 2>/dev/null | grep -c .)"
+    say compose_running "$(compose ps --services --filter status=running 2>/dev/null | grep -c .)"
   fi
 
   if ! { mkdir -p "$ROT" && chmod 700 "$ROT"; }; then
