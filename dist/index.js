@@ -37241,6 +37241,13 @@ function ciItem(o, text) {
         }
         return { text, done: false, reason: `${what}; no CI secret was written` };
     }
+    if (o.result === 'recovered' && o.restoredSecrets.length > 0) {
+        return {
+            text,
+            done: false,
+            reason: `recovery: ${plural(o.restoredSecrets.length, 'CI secret')} set to the restored .env's values (${refs(o.restoredSecrets)}); no new secret was generated`
+        };
+    }
     if (o.updatedSecrets.length === 0) {
         return { text, done: false, reason: 'no CI secret was written' };
     }
@@ -75770,12 +75777,13 @@ class Rotation {
         if (this.scopeKeys.length === 0)
             return;
         const session = this.session;
-        const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('utf8');
+        const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('latin1');
         const values = {};
         for (const key of c.keys) {
-            const value = envValue(text, key.envKey);
-            if (value === undefined || value === '')
+            const raw = envValue(text, key.envKey);
+            if (raw === undefined || raw === '')
                 continue;
+            const value = textOf(raw);
             mask(value);
             values[key.envKey] = value;
         }

@@ -603,11 +603,12 @@ export class Rotation {
     const c = this.config
     if (this.scopeKeys.length === 0) return
     const session = this.session as HostSession
-    const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('utf8')
+    const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('latin1')
     const values: Record<string, string> = {}
     for (const key of c.keys) {
-      const value = envValue(text, key.envKey)
-      if (value === undefined || value === '') continue
+      const raw = envValue(text, key.envKey)
+      if (raw === undefined || raw === '') continue
+      const value = textOf(raw)
       mask(value)
       values[key.envKey] = value
     }
