@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Config } from '../config.js'
-import { redact } from '../redact.js'
+import { redactKeepingPaths } from './keep-paths.js'
 import { envValue, parseEnv } from './dotenv.js'
 import {
   JournalReader,
@@ -124,7 +124,9 @@ export class HostRotation {
 
   /** Text from the host (compose errors, stderr, journal details) made safe to report. */
   redactHost(text: string): string {
-    return redact(text, this.envValues)
+    const envReal = this.state?.facts.envReal
+    const paths = [this.config.deployPath, ...(envReal ? [envReal.replace(/\/[^/]*$/, '')] : [])]
+    return redactKeepingPaths(text, this.envValues, paths)
   }
 
   get redactionValues(): string[] {
