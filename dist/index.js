@@ -37241,6 +37241,13 @@ function ciItem(o, text) {
         }
         return { text, done: false, reason: `${what}; no CI secret was written` };
     }
+    if (o.result === 'recovered' && o.restoredSecrets.length > 0) {
+        return {
+            text,
+            done: false,
+            reason: `recovery: ${plural(o.restoredSecrets.length, 'CI secret')} set to the restored .env's values (${refs(o.restoredSecrets)}); no new secret was generated`
+        };
+    }
     if (o.updatedSecrets.length === 0) {
         return { text, done: false, reason: 'no CI secret was written' };
     }
@@ -38302,7 +38309,12 @@ function looksRandom(run) {
         return true;
     return /[0-9]/.test(run) || (/[a-z]/.test(run) && /[A-Z]/.test(run));
 }
-function redact(text, secrets) {
+/**
+ * Step 1 only: every known secret becomes `***`. For text whose shape the
+ * action knows (its own messages quoting host output), where paths and ids
+ * must stay readable.
+ */
+function redactValues(text, secrets) {
     const needles = new Set();
     for (const secret of secrets) {
         if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH)
@@ -38313,10 +38325,13 @@ function redact(text, secrets) {
             needles.add(encoded);
     }
     let out = text;
-    // Longest first, so a secret containing another is replaced whole.
     for (const needle of [...needles].sort((a, b) => b.length - a.length)) {
         out = out.split(needle).join('***');
     }
+    return out;
+}
+function redact(text, secrets) {
+    let out = redactValues(text, secrets);
     out = out.replace(JWT, '<jwt>');
     out = out.replace(RUN, (run) => (looksRandom(run) ? '<redacted>' : run));
     return out;
@@ -47581,7 +47596,7 @@ class HostRotation {
     }
     /** Text from the host (compose errors, stderr, journal details) made safe to report. */
     redactHost(text) {
-        return redact(text, this.envValues);
+        return redactValues(text, this.envValues);
     }
     get redactionValues() {
         return [...this.envValues];
@@ -75398,19 +75413,37 @@ class Rotation {
         this.octokit = createOctokit(c.secretsToken);
         const octokit = this.octokit;
         // GitHub and SSH are checked side by side; the host lock comes after both.
+        // Each GitHub check runs even when another failed: all problems at once.
         const github = (async () => {
+            const problems = [];
+            const check = async (body) => {
+                try {
+                    await body();
+                }
+                catch (error) {
+                    problems.push(...(error.problems ?? [error.message]));
+                }
+            };
             if (this.rotatesSecrets || c.recover) {
                 info(`GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`);
-                this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c));
+                await check(async () => {
+                    this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c));
+                    info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
+                });
             }
             if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
-                await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable);
+                await check(async () => {
+                    await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable);
+                });
             }
-            info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
             if (c.createIssue && !c.dryRun) {
-                await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo);
-                info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`);
+                await check(async () => {
+                    await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo);
+                    info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`);
+                });
             }
+            if (problems.length > 0)
+                throw Object.assign(new Error(problems.join('; ')), { problems });
         })();
         info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`);
         const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)]);
@@ -75419,12 +75452,23 @@ class Rotation {
         const problems = [githubCheck, sshCheck].flatMap((check) => check.status === 'rejected'
             ? (check.reason.problems ?? [check.reason.message])
             : []);
+        // The host is checked whenever SSH works, even when GitHub failed, so one
+        // run lists every problem of both sides (the lock it takes is released).
+        if (sshCheck.status === 'fulfilled') {
+            const session = sshCheck.value;
+            info(`SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`);
+            this.host = new HostRotation(session, c, this.context.run, this.hostMode);
+            try {
+                this.hostState = await this.host.preflight(c.keys.map((k) => k.envKey), mask);
+            }
+            catch (error) {
+                problems.push(...(error.problems ?? [error.message]));
+            }
+        }
         if (problems.length > 0)
             throw Object.assign(new Error(problems.join('; ')), { problems });
-        const session = this.session;
-        info(`SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`);
-        this.host = new HostRotation(session, c, this.context.run, this.hostMode);
-        this.hostState = await this.host.preflight(c.keys.map((k) => k.envKey), mask);
+        if (!this.hostState)
+            throw new Error('host preflight gave no state');
         const f = this.hostState.facts;
         info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
@@ -75733,12 +75777,13 @@ class Rotation {
         if (this.scopeKeys.length === 0)
             return;
         const session = this.session;
-        const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('utf8');
+        const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('latin1');
         const values = {};
         for (const key of c.keys) {
-            const value = envValue(text, key.envKey);
-            if (value === undefined || value === '')
+            const raw = envValue(text, key.envKey);
+            if (raw === undefined || raw === '')
                 continue;
+            const value = textOf(raw);
             mask(value);
             values[key.envKey] = value;
         }

@@ -24,7 +24,12 @@ function looksRandom(run: string): boolean {
   return /[0-9]/.test(run) || (/[a-z]/.test(run) && /[A-Z]/.test(run))
 }
 
-export function redact(text: string, secrets: string[]): string {
+/**
+ * Step 1 only: every known secret becomes `***`. For text whose shape the
+ * action knows (its own messages quoting host output), where paths and ids
+ * must stay readable.
+ */
+export function redactValues(text: string, secrets: string[]): string {
   const needles = new Set<string>()
   for (const secret of secrets) {
     if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) continue
@@ -33,10 +38,14 @@ export function redact(text: string, secrets: string[]): string {
     if (encoded !== secret) needles.add(encoded)
   }
   let out = text
-  // Longest first, so a secret containing another is replaced whole.
   for (const needle of [...needles].sort((a, b) => b.length - a.length)) {
     out = out.split(needle).join('***')
   }
+  return out
+}
+
+export function redact(text: string, secrets: string[]): string {
+  let out = redactValues(text, secrets)
   out = out.replace(JWT, '<jwt>')
   out = out.replace(RUN, (run) => (looksRandom(run) ? '<redacted>' : run))
   return out

@@ -165,21 +165,39 @@ export class Rotation {
     this.octokit = createOctokit(c.secretsToken)
     const octokit = this.octokit
     // GitHub and SSH are checked side by side; the host lock comes after both.
+    // Each GitHub check runs even when another failed: all problems at once.
     const github = (async (): Promise<void> => {
+      const problems: string[] = []
+      const check = async (body: () => Promise<void>): Promise<void> => {
+        try {
+          await body()
+        } catch (error) {
+          problems.push(
+            ...((error as { problems?: string[] }).problems ?? [(error as Error).message])
+          )
+        }
+      }
       if (this.rotatesSecrets || c.recover) {
         core.info(
           `GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`
         )
-        this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c))
+        await check(async () => {
+          this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c))
+          core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
+        })
       }
       if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
-        await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable)
+        await check(async () => {
+          await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable)
+        })
       }
-      core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
       if (c.createIssue && !c.dryRun) {
-        await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo)
-        core.info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`)
+        await check(async () => {
+          await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo)
+          core.info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`)
+        })
       }
+      if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { problems })
     })()
     core.info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`)
     const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)])
@@ -189,16 +207,27 @@ export class Rotation {
         ? ((check.reason as { problems?: string[] }).problems ?? [(check.reason as Error).message])
         : []
     )
+    // The host is checked whenever SSH works, even when GitHub failed, so one
+    // run lists every problem of both sides (the lock it takes is released).
+    if (sshCheck.status === 'fulfilled') {
+      const session = sshCheck.value
+      core.info(
+        `SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`
+      )
+      this.host = new HostRotation(session, c, this.context.run, this.hostMode)
+      try {
+        this.hostState = await this.host.preflight(
+          c.keys.map((k) => k.envKey),
+          mask
+        )
+      } catch (error) {
+        problems.push(
+          ...((error as { problems?: string[] }).problems ?? [(error as Error).message])
+        )
+      }
+    }
     if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { problems })
-    const session = this.session as HostSession
-    core.info(
-      `SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`
-    )
-    this.host = new HostRotation(session, c, this.context.run, this.hostMode)
-    this.hostState = await this.host.preflight(
-      c.keys.map((k) => k.envKey),
-      mask
-    )
+    if (!this.hostState) throw new Error('host preflight gave no state')
     const f = this.hostState.facts
     core.info(
       `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`
@@ -574,11 +603,12 @@ export class Rotation {
     const c = this.config
     if (this.scopeKeys.length === 0) return
     const session = this.session as HostSession
-    const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('utf8')
+    const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('latin1')
     const values: Record<string, string> = {}
     for (const key of c.keys) {
-      const value = envValue(text, key.envKey)
-      if (value === undefined || value === '') continue
+      const raw = envValue(text, key.envKey)
+      if (raw === undefined || raw === '') continue
+      const value = textOf(raw)
       mask(value)
       values[key.envKey] = value
     }

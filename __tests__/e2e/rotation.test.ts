@@ -140,7 +140,15 @@ describe('a fault at each host step rolls back (restart: all)', () => {
     ['swap', [{ match: '^down', action: 'run-then-exec', command: 'rm -f .rotation/env.new' }], {}],
     ['up-postgres', [{ match: '^up -d postgres$', action: 'fail' }], {}],
     ['wait-postgres', [{ match: 'pg_isready', action: 'fail' }], { 'health-timeout': '8' }],
-    ['revoke', null, { 'revoke-sql': 'DELETE FROM no_such_table;' }],
+    // Passes preflight's rolled-back trial (statement_timeout 15s there), fails for real.
+    [
+      'revoke',
+      null,
+      {
+        'revoke-sql':
+          "DELETE FROM refresh_tokens; SELECT 1 / (current_setting('statement_timeout') = '15s')::int;"
+      }
+    ],
     ['up', [{ match: '^up -d$', action: 'fail', times: 1 }], {}],
     ['health', null, { 'health-timeout': '8' }]
   ]

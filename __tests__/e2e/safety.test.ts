@@ -298,3 +298,14 @@ describe('the compose project that runs', () => {
     expect(stdout).toMatch(/COMPOSE_PROJECT_NAME/)
   })
 })
+
+describe('preflight lists every problem at once', () => {
+  it('a GitHub problem does not hide the host problems', async () => {
+    await seedCiSecrets(bed)
+    const stdout = await expectRefusal(
+      { environments: 'production,no-such-env', 'compose-file': 'missing.yml' },
+      /no-such-env/
+    )
+    expect(stdout).toMatch(/compose file \S+missing\.yml does not exist/)
+  })
+})

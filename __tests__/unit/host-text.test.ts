@@ -2,8 +2,8 @@
 // details) is redacted with every .env value before the action reports it.
 import { describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
-import { readFileSync } from 'node:fs'
 import { readConfig } from '../../src/config.js'
+import { inputs } from './action-inputs.js'
 import { setEnvValues } from '../../src/host/dotenv.js'
 import { parsePreflight } from '../../src/host/plan.js'
 import {
@@ -14,30 +14,6 @@ import {
   worthRedacting
 } from '../../src/host/sequence.js'
 import type { HostSession } from '../../src/host/ssh.js'
-
-function inputs(): (name: string) => string {
-  const defaults: Record<string, string> = {}
-  const yml = readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')
-  let current = ''
-  for (const line of yml.split('\n')) {
-    const name = /^ {2}([a-z-]+):$/.exec(line)
-    if (name) current = name[1]
-    const def = /^ {4}default: (.*)$/.exec(line)
-    if (def && current) defaults[current] = def[1].replace(/^'(.*)'$/, '$1').replace(/''/g, "'")
-  }
-  const values: Record<string, string> = {
-    ...defaults,
-    'github-token': 'ghs_issue',
-    repository: 'acme/cloudbox',
-    'secrets-token': 'github_pat_x',
-    'ssh-host': 'prod.example.com',
-    'ssh-user': 'deploy',
-    'ssh-private-key': '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
-    'ssh-fingerprint': 'SHA256:' + 'A'.repeat(43),
-    'deploy-path': '/opt/cloudbox'
-  }
-  return (name) => values[name] ?? ''
-}
 
 const SMTP = 'hunter2-smtp-pass'
 const ENV = `JWT_SECRET=old-jwt-secret-value\nJWT_REFRESH_SECRET=old-refresh-value\nENCRYPTION_KEY=enc-key-value-123\nSMTP_PASSWORD=${SMTP}\nNODE_ENV=prod\nPOSTGRES_USER=cloudbox\n`

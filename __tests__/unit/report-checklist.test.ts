@@ -116,6 +116,18 @@ describe('checklist', () => {
     expect(checklist(o)[3].done).toBe(true)
   })
 
+  it('says what a recovery aligned, never "no CI secret was written"', () => {
+    const o = success()
+    o.result = 'recovered'
+    o.recover = true
+    o.updatedSecrets = []
+    o.restoredSecrets = [{ scope: 'repository', name: 'JWT_SECRET' }]
+    const line = checklist(o)[3]
+    expect(line.done).toBe(false)
+    expect(line.reason).toMatch(/recovery: 1 CI secret set to the restored .env's values/)
+    expect(line.reason).not.toMatch(/no CI secret was written/)
+  })
+
   it('documents the rotation date only when the variable was set', () => {
     const o = success()
     o.rotationDateVariable = {

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Config } from '../config.js'
-import { redactKeepingPaths } from './keep-paths.js'
+import { redactValues } from '../redact.js'
 import { envValue, parseEnv } from './dotenv.js'
 import {
   JournalReader,
@@ -124,9 +124,7 @@ export class HostRotation {
 
   /** Text from the host (compose errors, stderr, journal details) made safe to report. */
   redactHost(text: string): string {
-    const envReal = this.state?.facts.envReal
-    const paths = [this.config.deployPath, ...(envReal ? [envReal.replace(/\/[^/]*$/, '')] : [])]
-    return redactKeepingPaths(text, this.envValues, paths)
+    return redactValues(text, this.envValues)
   }
 
   get redactionValues(): string[] {

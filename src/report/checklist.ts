@@ -117,6 +117,13 @@ function ciItem(o: Outcome, text: string): ChecklistItem {
     }
     return { text, done: false, reason: `${what}; no CI secret was written` }
   }
+  if (o.result === 'recovered' && o.restoredSecrets.length > 0) {
+    return {
+      text,
+      done: false,
+      reason: `recovery: ${plural(o.restoredSecrets.length, 'CI secret')} set to the restored .env's values (${refs(o.restoredSecrets)}); no new secret was generated`
+    }
+  }
   if (o.updatedSecrets.length === 0) {
     return { text, done: false, reason: 'no CI secret was written' }
   }
