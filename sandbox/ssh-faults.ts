@@ -105,7 +105,9 @@ exec "\${SHELL:-/bin/sh}" -c "$cmd"
 export async function startFaultySshd(
   sandbox: Sandbox,
   fault: SshFault | null,
-  setEnv: Record<string, string> = {}
+  setEnv: Record<string, string> = {},
+  /** More sshd_config lines, e.g. "AllowTcpForwarding no". */
+  extraConfig = ''
 ): Promise<FaultySshd> {
   const sshDir = path.dirname(sandbox.ssh.privateKeyPath)
   const stateDir = await fsp.mkdtemp(path.join(sandbox.workDir, `ssh-fault-`))
@@ -120,15 +122,24 @@ export async function startFaultySshd(
     .map(([name, value]) => ` ${name}=${value}`)
     .join('')
   const base = await fsp.readFile(path.join(sshDir, 'sshd_config'), 'utf8')
+  const overridden = new Set(
+    extraConfig
+      .split('\n')
+      .map((line) => line.trim().split(/\s/)[0].toLowerCase())
+      .filter((word) => word !== '')
+  )
   const config =
     base
       .split('\n')
+      // sshd takes a keyword's first value: extraConfig's replace the base's.
       .filter((line) => !/^(Port|PidFile|ForceCommand)\s/.test(line))
+      .filter((line) => !overridden.has(line.split(/\s/)[0].toLowerCase()))
       .map((line) => (line.startsWith('SetEnv ') ? line + extraEnv : line))
       .join('\n')
       .trimEnd() +
     `\nPort ${port}\nPidFile ${path.join(stateDir, 'sshd.pid')}\n` +
-    (fault === null ? '' : `ForceCommand ${wrapper}\n`)
+    (fault === null ? '' : `ForceCommand ${wrapper}\n`) +
+    (extraConfig === '' ? '' : `${extraConfig.trimEnd()}\n`)
   const configPath = path.join(stateDir, 'sshd_config')
   await fsp.writeFile(configPath, config)
   const logFd = fs.openSync(path.join(stateDir, 'sshd.log'), 'a')

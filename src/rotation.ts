@@ -1,20 +1,21 @@
 // The rotation, phase by phase (DESIGN §1): preflight, generate, CI secrets,
 // host, compensate, verify. Reporting is the caller's (main.ts).
 import * as core from '@actions/core'
-import { scopeLabel, secretScopes, type Config, type SecretScope } from './config.js'
-import { createOctokit, describeError, type Octokit } from './github/client.js'
+import { CiSecrets } from './ci-secrets.js'
+import type { Config } from './config.js'
+import { createOctokit, describeError } from './github/client.js'
 import { preflightIssues } from './github/issue.js'
-import {
-  preflightSecretScopes,
-  preflightVariables,
-  writeSecrets,
-  type ScopeKey,
-  type SecretWrite,
-  type WrittenSecret
-} from './github/secrets.js'
+import { preflightVariables } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
 import type { JournalEvent } from './host/journal.js'
-import { backupStamp, envFilePath, retireAfterMs, stepsFor, type HostMode } from './host/plan.js'
+import {
+  backupStamp,
+  envFilePath,
+  followDeadlineSeconds,
+  retireAfterMs,
+  stepsFor,
+  type HostMode
+} from './host/plan.js'
 import {
   HostRotation,
   textOf,
@@ -24,9 +25,10 @@ import {
 } from './host/sequence.js'
 import { HostSession } from './host/ssh.js'
 import { restartLine, targetedCommands } from './host/targeted-plan.js'
-import type { HostStep, Outcome, SecretRef } from './outcome.js'
+import type { HostStep, Outcome } from './outcome.js'
 import { generateSecret } from './secrets/generate.js'
 import { verificationOf, verifyRotation } from './verify/run.js'
+import { forwardingRefusal } from './verify/tunnel-http.js'
 
 export interface RunContext {
   run: RunIdentity
@@ -36,26 +38,22 @@ export interface RunContext {
   now?: () => Date
 }
 
-function ref(written: { scope: SecretScope; name: string }): SecretRef {
-  return { scope: scopeLabel(written.scope), name: written.name }
-}
-
 function mask(value: string): void {
   if (value !== '') core.setSecret(value)
 }
 
 export class Rotation {
   readonly outcome: Outcome
-  private octokit: Octokit | undefined
-  private scopeKeys: ScopeKey[] = []
+  private ci: CiSecrets | undefined
   private session: HostSession | undefined
   private host: HostRotation | undefined
   private hostState: HostState | undefined
   private newValues: Record<string, string> = {}
-  private written: WrittenSecret[] = []
   /** Host clock (ms) at the first step: the log scan's window starts there. */
   private hostStartedAt: number | undefined
   private readonly hostMode: HostMode
+  /** Why sshd refuses forwarded channels, when it does (found in preflight). */
+  private forwardingRefused: string | undefined
 
   constructor(
     private readonly config: Config,
@@ -162,8 +160,9 @@ export class Rotation {
         'mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead'
       )
     }
-    this.octokit = createOctokit(c.secretsToken)
-    const octokit = this.octokit
+    const octokit = createOctokit(c.secretsToken)
+    const ci = new CiSecrets(c, this.outcome, octokit)
+    this.ci = ci
     // GitHub and SSH are checked side by side; the host lock comes after both.
     // Each GitHub check runs even when another failed: all problems at once.
     const github = (async (): Promise<void> => {
@@ -178,13 +177,10 @@ export class Rotation {
         }
       }
       if (this.rotatesSecrets || c.recover) {
-        core.info(
-          `GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`
-        )
-        await check(async () => {
-          this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c))
-          core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
-        })
+        const worstCase =
+          c.ssh.timeoutSeconds * 3 +
+          followDeadlineSeconds(c, stepsFor(this.hostMode, c.restart).length)
+        await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()))
       }
       if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
         await check(async () => {
@@ -228,6 +224,12 @@ export class Rotation {
     }
     if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { problems })
     if (!this.hostState) throw new Error('host preflight gave no state')
+    this.forwardingRefused = await forwardingRefusal(this.session as HostSession, c.loginUrl)
+    if (this.forwardingRefused) {
+      core.warning(
+        `${this.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`
+      )
+    }
     const f = this.hostState.facts
     core.info(
       `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`
@@ -258,11 +260,7 @@ export class Rotation {
       plan.push(
         `generate ${c.keys.length} secret(s) of ${c.secretBytes} random bytes (base64): ${c.keys.map((k) => k.envKey).join(', ')}`
       )
-      for (const scope of secretScopes(c)) {
-        plan.push(
-          `write CI secrets ${c.keys.map((k) => k.secretName).join(', ')} in ${scopeLabel(scope)} (sealed with that scope's key)`
-        )
-      }
+      plan.push(...(this.ci as CiSecrets).planLines())
     }
     plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`)
     plan.push(
@@ -307,47 +305,10 @@ export class Rotation {
   }
 
   // ------------------------------------------------------------ 3. CI secrets
-  private ciWrites(values: Record<string, string>): SecretWrite[] {
-    const writes: SecretWrite[] = []
-    for (const scope of secretScopes(this.config)) {
-      for (const key of this.config.keys) {
-        writes.push({ scope, name: key.secretName, value: values[key.envKey] })
-      }
-    }
-    return writes
-  }
-
   private async writeCiSecrets(): Promise<boolean> {
-    const c = this.config
-    const result = await writeSecrets(
-      this.octokit as Octokit,
-      c.owner,
-      c.repo,
-      this.scopeKeys,
-      this.ciWrites(this.newValues),
-      {
-        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} updated`)
-      }
-    )
-    this.written = result.written
-    this.outcome.updatedSecrets = result.written.map(ref)
-    if (result.written.length > 0) {
-      this.outcome.stateNow =
-        'production untouched, still on the old secrets; CI secrets hold the new values'
-    }
-    if (result.written.length > 0) {
-      this.outcome.changed.push(
-        `CI secrets set to the new values: ${this.outcome.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
-      )
-    }
-    if (result.failed.length > 0) {
-      this.outcome.result = 'failed'
-      this.outcome.failure = `writing CI secrets failed: ${result.failed.map((f) => `${scopeLabel(f.scope)}/${f.name}: ${f.error}`).join('; ')}`
-      core.error(this.outcome.failure)
-      await this.compensate()
-      return false
-    }
-    return true
+    if (await (this.ci as CiSecrets).writeNew(this.newValues)) return true
+    await this.compensate()
+    return false
   }
 
   // ------------------------------------------------------------ 4. host
@@ -476,9 +437,12 @@ export class Rotation {
             access: envValue(envText, 'JWT_EXPIRES_IN'),
             refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
           })
-          this.outcome.retireAfter = new Date(
-            Date.parse(this.outcome.rotatedAt) + lifetime.ms
-          ).toISOString()
+          // Tokens signed with the old key were issued until the services were
+          // recreated: count from the host's own clock at that moment.
+          const recreated =
+            summary.steps.filter((s) => s.name === 'up' && s.endedAt !== undefined).at(-1)
+              ?.endedAt ?? Date.parse(this.outcome.rotatedAt)
+          this.outcome.retireAfter = new Date(recreated + lifetime.ms).toISOString()
           this.outcome.retireAfterReason = lifetime.why
         }
         return true
@@ -547,61 +511,26 @@ export class Rotation {
     }
   }
 
-  /** Writes the old values back into every CI secret already set to a new one. */
+  /** Undoes the CI writes when the host is known to be on the old values. */
   private async compensate(): Promise<void> {
-    if (this.written.length === 0) return
+    const ci = this.ci
+    if (!ci?.attempted) return
     const c = this.config
-    if (this.hostEnvState() !== 'old') {
-      this.outcome.mismatch ??=
-        'CI secrets hold the NEW values, and whether the host .env does is unknown. Check the host journal and .env, then re-run the rotation (or run with recover: true).'
-      core.error(this.outcome.mismatch)
-      return
-    }
-    const state = this.hostState as HostState
-    const old: SecretWrite[] = this.written.map((w) => {
-      const key = c.keys.find((k) => k.secretName === w.name)
-      return {
-        scope: w.scope,
-        name: w.name,
-        value: textOf(state.oldValues[key?.envKey ?? ''] ?? '')
-      }
-    })
-    core.info(`Writing the old values back into ${old.length} CI secret(s)`)
-    const result = await writeSecrets(
-      this.octokit as Octokit,
-      c.owner,
-      c.repo,
-      this.scopeKeys,
+    const old: Record<string, string> = {}
+    for (const [k, v] of Object.entries(this.hostState?.oldValues ?? {})) old[k] = textOf(v)
+    await ci.compensate(
+      this.hostEnvState(),
       old,
-      {
-        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
-      }
+      this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`
     )
-    this.outcome.restoredSecrets = result.written.map(ref)
-    this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }))
-    const restored = new Set(this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`))
-    this.outcome.updatedSecrets = this.outcome.updatedSecrets.filter(
-      (s) => !restored.has(`${s.scope}/${s.name}`)
-    )
-    if (result.written.length > 0) {
-      this.outcome.changed.push(
-        `CI secrets written back to the old values: ${[...restored].join(', ')}`
-      )
-    }
-    if (!this.host?.launched)
-      this.outcome.stateNow = 'production untouched, still on the old secrets'
-    if (result.failed.length > 0) {
-      this.outcome.mismatch = `CI and production DISAGREE: ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} still hold the new value while production runs on the old one. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`} by hand.`
-      core.error(this.outcome.mismatch)
-    } else {
-      this.outcome.stateNow += '; CI secrets are back on the old values'
-    }
+    if (!this.host?.launched && !this.outcome.mismatch)
+      this.outcome.stateNow =
+        'production untouched, still on the old secrets; CI secrets are back on the old values'
   }
 
   /** After a recovery, CI secrets get the restored .env's values (an interrupted run may have changed them). */
   private async alignAfterRecovery(): Promise<void> {
     const c = this.config
-    if (this.scopeKeys.length === 0) return
     const session = this.session as HostSession
     const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('latin1')
     const values: Record<string, string> = {}
@@ -612,24 +541,7 @@ export class Rotation {
       mask(value)
       values[key.envKey] = value
     }
-    const writes = this.ciWrites(values).filter((w) => w.value !== undefined)
-    const result = await writeSecrets(
-      this.octokit as Octokit,
-      c.owner,
-      c.repo,
-      this.scopeKeys,
-      writes
-    )
-    this.outcome.restoredSecrets = result.written.map(ref)
-    this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }))
-    if (result.written.length > 0) {
-      this.outcome.changed.push(
-        `CI secrets set to the restored .env's values: ${this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
-      )
-    }
-    if (result.failed.length > 0) {
-      this.outcome.mismatch = `CI secrets ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} could not be aligned with the restored .env: set them by hand or re-run`
-    }
+    await (this.ci as CiSecrets).alignAfterRecovery(values)
   }
 
   // ------------------------------------------------------------ 6. verify
@@ -652,7 +564,8 @@ export class Rotation {
               ...Object.values(state.oldValues).map(textOf),
               ...(this.host?.redactionValues ?? [])
             ],
-            mask
+            mask,
+            forwardingRefused: this.forwardingRefused
           },
           this.outcome.rotatedAt
         )
@@ -723,6 +636,9 @@ export class Rotation {
       o.rotationDateVariable = { name, status: 'set' }
     } catch (error) {
       o.rotationDateVariable = { name, status: 'failed', reason: describeError(error) }
+      core.warning(
+        `the rotation succeeded, but setting the repository variable ${name} failed: ${describeError(error)}; set it to ${o.rotatedAt} by hand`
+      )
     }
   }
 }
