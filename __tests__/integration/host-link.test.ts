@@ -105,3 +105,78 @@ describe('a symlinked .env on the host', () => {
     expect(readdirSync(shared)).toEqual(['.env'])
   })
 })
+
+describe('durability of the swap', () => {
+  // strace shows the syscalls: the new file's data must reach the disk
+  // before the rename makes it the .env, and the directory after it.
+  // .ci/run installs strace; without it this test fails rather than pass unchecked.
+  it('syncs the staged file before renaming it over the target', () => {
+    writeFileSync(path.join(deploy, '.rotation', 'env.new'), 'JWT_SECRET=new\n', { mode: 0o600 })
+    const trace = path.join(root, 'trace')
+    const script =
+      `cd ${deploy}\nROTATE_HOST_SOURCED=1\n. ./rotate-host.sh\n` +
+      renderAssignments({
+        DEPLOY_DIR: deploy,
+        ENV_FILE: '.env',
+        COMPOSE_FILE: 'docker-compose.yml',
+        STEP_TIMEOUT: 30,
+        TERMINATED: 0,
+        ENV_SHA256: createHash('sha256').update(OLD).digest('hex'),
+        ENV_REAL_EXPECTED: path.join(shared, '.env'),
+        ENV_MODE: '640',
+        ENV_OWNER: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
+        BACKUP_PATH: path.join(shared, '.env.backup.20261205T010000Z'),
+        BACKUP_RETENTION: 5
+      }) +
+      'env_paths\ninstall_env "$ROT/env.new"; echo "install=$?"\n'
+    const r = spawnSync(
+      'strace',
+      [
+        '-f',
+        '-o',
+        trace,
+        '-e',
+        'trace=fsync,fdatasync,sync,syncfs,rename,renameat,renameat2',
+        'sh',
+        '-c',
+        script
+      ],
+      { encoding: 'utf8' }
+    )
+    expect(r.stdout).toMatch(/install=0/)
+    const calls = readFileSync(trace, 'utf8')
+      .split('\n')
+      .map((line) => /^\d+\s+(\w+)\(/.exec(line)?.[1])
+      .filter((name): name is string => name !== undefined)
+    const rename = calls.findIndex((c) => c.startsWith('rename'))
+    expect(rename).toBeGreaterThan(0)
+    expect(calls.slice(0, rename).some((c) => /sync/.test(c))).toBe(true)
+    expect(calls.slice(rename + 1).some((c) => /sync/.test(c))).toBe(true)
+    expect(readFileSync(path.join(shared, '.env'), 'utf8')).toBe('JWT_SECRET=new\n')
+  })
+})
+
+describe('host.log redaction', () => {
+  it("replaces every rotated key's value, quoted or not, old, staged or backed up, by ***", () => {
+    const oldValue = 'old-secret-value-0123456789'
+    const newValue = 'new-secret-value-9876543210'
+    const prev = 'previous value with spaces'
+    writeFileSync(
+      path.join(shared, '.env'),
+      `export JWT_SECRET="${oldValue}"\r\nJWT_SECRET_PREVIOUS='${prev}'\nOTHER=keep-this-visible-123\n`
+    )
+    writeFileSync(path.join(deploy, '.rotation', 'env.new'), `JWT_SECRET=${newValue}\n`)
+    writeFileSync(
+      path.join(deploy, '.rotation', 'host.log'),
+      `ERROR: Invalid template: "${newValue}"\nold ${oldValue} and "${oldValue}"\n${prev}\nkeep-this-visible-123\n`
+    )
+    const r = inHost(
+      { REDACT_KEYS: 'JWT_SECRET JWT_SECRET_PREVIOUS' },
+      'redact_host_log; echo "rc=$?"'
+    )
+    expect(r.stdout).toMatch(/rc=0/)
+    expect(readFileSync(path.join(deploy, '.rotation', 'host.log'), 'utf8')).toBe(
+      'ERROR: Invalid template: "***"\nold *** and ***\n***\nkeep-this-visible-123\n'
+    )
+  })
+})
