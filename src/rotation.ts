@@ -7,12 +7,7 @@ import { createOctokit, describeError } from './github/client.js'
 import { preflightIssues } from './github/issue.js'
 import { preflightVariables } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
-import {
-  backupStamp,
-  followDeadlineSeconds,
-  stepsFor,
-  type HostMode
-} from './host/plan.js'
+import { backupStamp, followDeadlineSeconds, stepsFor, type HostMode } from './host/plan.js'
 import { HostRotation, textOf, type HostState, type RunIdentity } from './host/sequence.js'
 import {
   absorbSummary,
