@@ -20,6 +20,7 @@ import { checkToken } from '../../src/github/token.js'
 import type { Outcome } from '../../src/outcome.js'
 import { startGitHubStandIn, type StandIn } from '../../sandbox/github-api/server.js'
 import { inputs } from '../unit/action-inputs.js'
+import { fresh } from '../unit/report-fixtures.js'
 
 const OWNER = 'acme'
 const REPO = 'cloudbox'
@@ -243,26 +244,7 @@ describe('writes whose answer was lost', () => {
   })
 })
 
-function outcome(): Outcome {
-  return {
-    result: 'failed',
-    rotatedAt: '2026-12-05T07:00:00.000Z',
-    mode: 'immediate',
-    recover: false,
-    dryRun: false,
-    reason: 'incident',
-    repository: `${OWNER}/${REPO}`,
-    triggeredBy: 'octocat',
-    host: 'deploy@prod:22',
-    changed: [],
-    stateNow: 'nothing was changed',
-    hostSteps: [],
-    updatedSecrets: [],
-    restoredSecrets: [],
-    unrestoredSecrets: [],
-    logins: []
-  }
-}
+const outcome = (): Outcome => fresh({ mode: 'immediate' })
 
 function config(overrides: Record<string, string>): Config {
   return readConfig(inputs({ repository: `${OWNER}/${REPO}`, 'secrets-token': FULL, ...overrides }))

@@ -41,7 +41,7 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }))
 
 /** Sources the script in the deploy dir with the parameters preflight would have passed. */
-function inHost(params: Record<string, string | number>, body: string) {
+function inHost(params: Record<string, string | number>, body: string, wrapper: string[] = []) {
   const script =
     `cd ${deploy}\nROTATE_HOST_SOURCED=1\n. ./rotate-host.sh\n` +
     renderAssignments({
@@ -59,7 +59,8 @@ function inHost(params: Record<string, string | number>, body: string) {
       ...params
     }) +
     `env_paths\n${body}\n`
-  return spawnSync('sh', ['-c', script], { encoding: 'utf8' })
+  const [command, ...args] = [...wrapper, 'sh', '-c', script]
+  return spawnSync(command, args, { encoding: 'utf8' })
 }
 
 describe('a symlinked .env on the host', () => {
@@ -113,36 +114,14 @@ describe('durability of the swap', () => {
   it('syncs the staged file before renaming it over the target', () => {
     writeFileSync(path.join(deploy, '.rotation', 'env.new'), 'JWT_SECRET=new\n', { mode: 0o600 })
     const trace = path.join(root, 'trace')
-    const script =
-      `cd ${deploy}\nROTATE_HOST_SOURCED=1\n. ./rotate-host.sh\n` +
-      renderAssignments({
-        DEPLOY_DIR: deploy,
-        ENV_FILE: '.env',
-        COMPOSE_FILE: 'docker-compose.yml',
-        STEP_TIMEOUT: 30,
-        TERMINATED: 0,
-        ENV_SHA256: createHash('sha256').update(OLD).digest('hex'),
-        ENV_REAL_EXPECTED: path.join(shared, '.env'),
-        ENV_MODE: '640',
-        ENV_OWNER: `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
-        BACKUP_PATH: path.join(shared, '.env.backup.20261205T010000Z'),
-        BACKUP_RETENTION: 5
-      }) +
-      'env_paths\ninstall_env "$ROT/env.new"; echo "install=$?"\n'
-    const r = spawnSync(
+    const r = inHost({}, 'install_env "$ROT/env.new"; echo "install=$?"', [
       'strace',
-      [
-        '-f',
-        '-o',
-        trace,
-        '-e',
-        'trace=fsync,fdatasync,sync,syncfs,rename,renameat,renameat2',
-        'sh',
-        '-c',
-        script
-      ],
-      { encoding: 'utf8' }
-    )
+      '-f',
+      '-o',
+      trace,
+      '-e',
+      'trace=fsync,fdatasync,sync,syncfs,rename,renameat,renameat2'
+    ])
     expect(r.stdout).toMatch(/install=0/)
     const calls = readFileSync(trace, 'utf8')
       .split('\n')

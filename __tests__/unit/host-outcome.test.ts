@@ -4,27 +4,9 @@ import { applyHostResult, hostEnvState } from '../../src/host/host-outcome.js'
 import type { FollowResult } from '../../src/host/sequence.js'
 import type { Outcome } from '../../src/outcome.js'
 import { inputs } from './action-inputs.js'
+import { fresh } from './report-fixtures.js'
 
-function outcome(): Outcome {
-  return {
-    result: 'failed',
-    rotatedAt: '2026-12-05T07:00:00.000Z',
-    mode: 'graceful',
-    recover: false,
-    dryRun: false,
-    reason: 'routine',
-    repository: 'acme/cloudbox',
-    triggeredBy: 'octocat',
-    host: 'deploy@prod:22',
-    changed: [],
-    stateNow: 'nothing was changed',
-    hostSteps: [],
-    updatedSecrets: [],
-    restoredSecrets: [],
-    unrestoredSecrets: [],
-    logins: []
-  }
-}
+const outcome = (): Outcome => fresh({ mode: 'graceful' })
 
 const at = (iso: string): number => Date.parse(iso)
 

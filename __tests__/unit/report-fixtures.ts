@@ -28,6 +28,11 @@ const base: Outcome = {
   logins: []
 }
 
+/** A run that has not done anything yet: the outcome the phases start from. */
+export function fresh(overrides: Partial<Outcome> = {}): Outcome {
+  return { ...base, result: 'failed', stateNow: 'nothing was changed', ...overrides }
+}
+
 export function success(): Outcome {
   return {
     ...base,
