@@ -153,8 +153,15 @@ describe('graceful', () => {
     expect(JSON.parse(run.outputs['updated-secrets'])).toHaveLength(KEYS.length * SCOPES.length)
     expect(Number(run.outputs['downtime-seconds'])).toBeGreaterThan(0)
 
-    // The issue says graceful and when *_PREVIOUS may be retired (refresh tokens: 7 days).
-    const retireAfter = new Date(Date.parse(run.outputs['rotated-at']) + 7 * 86400000).toISOString()
+    // The issue says graceful and when *_PREVIOUS may be retired: refresh tokens live 7 days,
+    // counted from when the host recreated the services (the journal's up step-end, host clock).
+    const upEnded = journalOf(bed.sandbox)
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .filter((f) => f[1] === 'step-end' && f[2] === 'up')
+      .map((f) => Number(f[0]))
+      .at(-1) as number
+    const retireAfter = new Date(upEnded + 7 * 86400000).toISOString()
     const issue = lastIssue(bed)
     expect(issue.title).toMatch(/: success$/)
     expect(issue.body).toMatch(/\| Mode \| `?graceful`? \|/)
