@@ -48372,6 +48372,7 @@ class HostRotation {
             TARGETS: state.targets.map((t) => t.service).join(' '),
             HEALTH_INTERVAL: '0.1',
             BACKUP_PATH: backupPath,
+            REDACT_KEYS: this.config.keys.flatMap((k) => [k.envKey, `${k.envKey}_PREVIOUS`]).join(' '),
             BACKUP_RETENTION: c.backupRetention,
             ENV_SHA256: state.envSha256,
             ENV_MODE: state.facts.envMode ?? '600',
@@ -48524,6 +48525,143 @@ class HostRotation {
     }
     get currentSession() {
         return this.session;
+    }
+}
+
+// The host sequence's journal, read into the run's outcome (pure apart from
+// the log lines): what its result means, what changed, the state now, and
+// what the .env holds for compensation. Shared by the main and post steps.
+/** One journal event as a log line, as it arrives. */
+function logJournalEvent(event) {
+    const t = new Date(event.at).toISOString().slice(11, 23);
+    switch (event.event) {
+        case 'step-start':
+            info(`[${t}] ▶ ${event.step}${event.detail ? ` (${event.detail})` : ''}`);
+            break;
+        case 'step-end':
+            info(`[${t}] ${event.status === 'ok' ? '✔' : '✘'} ${event.step}${event.detail ? `: ${event.detail}` : ''}`);
+            break;
+        case 'info':
+            info(`[${t}]   ${event.step}: ${event.detail ?? ''}`);
+            break;
+        case 'rollback-start':
+            warning(`[${t}] rolling back after ${event.detail ?? 'a failed step'}`);
+            break;
+        case 'result':
+            info(`[${t}] host result: ${event.status}${event.detail ? ` (${event.detail})` : ''}`);
+            break;
+        default:
+            info(`[${t}] ${event.event} ${event.status ?? ''} ${event.detail ?? ''}`.trimEnd());
+    }
+}
+/** Steps, timings, downtime, backup and revoked rows of a followed sequence. */
+function absorbSummary(outcome, summary) {
+    outcome.hostSteps = summary.steps.map((s) => ({
+        name: s.name,
+        status: s.status,
+        seconds: s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
+        detail: s.detail
+    }));
+    outcome.hostResult = summary.result;
+    outcome.downtimeSeconds = summary.downtimeSeconds;
+    if (summary.services)
+        outcome.restartedServices = summary.services;
+    if (summary.apiDowntimeSeconds !== undefined)
+        outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds;
+    const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service);
+    if (unexpected.length > 0)
+        warning(`compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`);
+    if (summary.backupPath)
+        outcome.backupPath = summary.backupPath;
+    const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok');
+    const rows = /rows=(\d+)/.exec(revoke?.detail ?? '');
+    if (rows)
+        outcome.revokedRows = Number(rows[1]);
+}
+/**
+ * What the host's result means for the run: result, failure, what changed
+ * and the state now. True when the host ended where it should (success or
+ * recovered).
+ */
+function applyHostResult(outcome, c, summary, host) {
+    const where = `${c.deployPath}/${c.envFile}`;
+    switch (summary.result) {
+        case 'success':
+            outcome.result = 'success';
+            outcome.changed.push(c.mode === 'retire-previous'
+                ? `${where}: *_PREVIOUS lines removed; services recreated`
+                : `${where}: ${c.keys.map((k) => k.envKey).join(', ')} replaced${c.mode === 'graceful' ? ' (old values kept as *_PREVIOUS)' : ''}; services restarted`);
+            if (outcome.revokedRows !== undefined)
+                outcome.changed.push(`${outcome.revokedRows} refresh token(s) revoked`);
+            outcome.stateNow = 'production runs on the new secrets and answers its health check';
+            if (c.mode === 'graceful') {
+                const envText = host.envText;
+                const lifetime = retireAfterMs({
+                    access: envValue(envText, 'JWT_EXPIRES_IN'),
+                    refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
+                });
+                // Tokens signed with the old key were issued until the services were
+                // recreated: count from the host's own clock at that moment.
+                const recreated = summary.steps.filter((s) => s.name === 'up' && s.endedAt !== undefined).at(-1)?.endedAt ??
+                    Date.parse(outcome.rotatedAt);
+                outcome.retireAfter = new Date(recreated + lifetime.ms).toISOString();
+                outcome.retireAfterReason = lifetime.why;
+            }
+            return true;
+        case 'recovered':
+            outcome.result = 'recovered';
+            outcome.changed.push(summary.restoredFrom
+                ? `${where}: restored from ${summary.restoredFrom}; services started`
+                : `${where}: kept (the interrupted run died before its backup, so before changing it); services started`);
+            outcome.stateNow = `production runs on the ${summary.restoredFrom ? 'restored' : 'kept'} .env and answers its health check`;
+            return true;
+        case 'aborted':
+            outcome.result = 'failed';
+            outcome.failure = `the host sequence stopped before changing anything (${summary.failedStep ?? '?'} failed${stepDetail(summary)})`;
+            outcome.stateNow = 'production untouched, still on the old secrets';
+            return false;
+        case 'rolled-back':
+            outcome.result = 'rolled-back';
+            outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${stepDetail(summary)}; the host rolled back`;
+            outcome.changed.push(`${where}: swapped, then restored from the backup; services restarted`);
+            outcome.stateNow = 'production is back on the old secrets and answers its health check';
+            if (summary.steps.some((s) => s.name === 'revoke' && s.status === 'ok')) {
+                outcome.changed.push('the refresh tokens were revoked before the failure: EVERY USER WAS LOGGED OUT and must sign in again (on the old secrets)');
+                outcome.stateNow += '; every user was logged out (their refresh tokens were revoked)';
+            }
+            return false;
+        default:
+            outcome.result = 'failed';
+            outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${stepDetail(summary)} and the rollback failed too (${summary.result})`;
+            outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${host.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`;
+            outcome.changed.push(`${where}: swapped and rollback attempted`);
+            return false;
+    }
+}
+function stepDetail(summary) {
+    const step = summary.steps.find((s) => s.name === summary.failedStep);
+    return step?.detail ? ` (${step.detail})` : '';
+}
+// ------------------------------------------------------------ 5. compensate
+/** What the host's .env holds now, as far as this run knows. */
+function hostEnvState(outcome, launch) {
+    if (launch?.launchUnknown)
+        return 'unknown';
+    if (!launch?.launched)
+        return 'old';
+    switch (outcome.hostResult) {
+        case 'success':
+            return 'new';
+        case 'aborted':
+        case 'rolled-back':
+            return 'old';
+        case undefined:
+            return 'unknown';
+        default:
+            // rollback-failed: the .env is old again unless restoring it failed.
+            return outcome.hostSteps.some((s) => s.name === 'rollback-restore' && s.status === 'fail')
+                ? 'unknown'
+                : 'old';
     }
 }
 
@@ -75482,6 +75620,34 @@ function targetedCommands(c, mode, compose, targets, postgres) {
     return commands;
 }
 
+function hostPlanLines(c, mode, state, rotatedAt) {
+    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
+    const stamp = backupStamp(rotatedAt);
+    const plan = [];
+    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
+    plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
+    const commands = {
+        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+        down: `${compose} down`,
+        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
+        'up-postgres': `${compose} up -d ${c.postgresService}`,
+        'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
+        revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
+        up: `${compose} up -d`,
+        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+        'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
+    };
+    const targets = state.targets.map((t) => t.service).join(' ');
+    Object.assign(commands, targetedCommands(c, mode, compose, state.targets, {
+        user: state.postgresUser,
+        db: state.postgresDb
+    }));
+    for (const step of stepsFor(mode, c.restart))
+        plan.push(`host: ${step}: ${commands[step]}`);
+    plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
+    return plan;
+}
+
 // New secret values: `bytes` from the OS CSPRNG, standard base64, one line
 // (unlike `openssl rand -base64 64`, which wraps at 64 characters).
 function generateSecret(bytes) {
@@ -76109,34 +76275,12 @@ class Rotation {
     async dryRun() {
         const c = this.config;
         const state = this.hostState;
-        const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
-        const stamp = backupStamp(this.outcome.rotatedAt);
         const plan = [];
         if (this.rotatesSecrets) {
             plan.push(`generate ${c.keys.length} secret(s) of ${c.secretBytes} random bytes (base64): ${c.keys.map((k) => k.envKey).join(', ')}`);
             plan.push(...this.ci.planLines());
         }
-        plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
-        plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
-        const commands = {
-            backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
-            down: `${compose} down`,
-            swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
-            'up-postgres': `${compose} up -d ${c.postgresService}`,
-            'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
-            revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
-            up: `${compose} up -d`,
-            health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-            'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
-        };
-        const targets = state.targets.map((t) => t.service).join(' ');
-        Object.assign(commands, targetedCommands(c, this.hostMode, compose, state.targets, {
-            user: state.postgresUser,
-            db: state.postgresDb
-        }));
-        for (const step of stepsFor(this.hostMode, c.restart))
-            plan.push(`host: ${step}: ${commands[step]}`);
-        plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
+        plan.push(...hostPlanLines(c, this.hostMode, state, this.outcome.rotatedAt));
         for (const line of plan)
             info(line);
         this.outcome.plan = plan;
@@ -76180,9 +76324,10 @@ class Rotation {
         await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh));
         this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`);
         info(`Host sequence started; following ${c.deployPath}/.rotation/journal`);
-        const summary = await host.follow((event) => this.logEvent(event), this.context.signal, () => HostSession.connect(c.ssh));
+        const summary = await host.follow(logJournalEvent, this.context.signal, () => HostSession.connect(c.ssh));
         this.session = host.currentSession;
-        this.absorb(summary);
+        this.hostStartedAt = summary.steps[0]?.startedAt;
+        absorbSummary(this.outcome, summary);
         if (this.context.signal.aborted && !summary.terminal) {
             const last = summary.steps.at(-1);
             this.outcome.result = 'failed';
@@ -76200,135 +76345,10 @@ class Rotation {
                 'CI secrets hold the new values; whether production does is unknown. Check the host journal, then re-run the rotation or run with recover: true.';
             return false;
         }
-        return this.interpretHostResult(summary);
-    }
-    logEvent(event) {
-        const t = new Date(event.at).toISOString().slice(11, 23);
-        switch (event.event) {
-            case 'step-start':
-                info(`[${t}] ▶ ${event.step}${event.detail ? ` (${event.detail})` : ''}`);
-                break;
-            case 'step-end':
-                info(`[${t}] ${event.status === 'ok' ? '✔' : '✘'} ${event.step}${event.detail ? `: ${event.detail}` : ''}`);
-                break;
-            case 'info':
-                info(`[${t}]   ${event.step}: ${event.detail ?? ''}`);
-                break;
-            case 'rollback-start':
-                warning(`[${t}] rolling back after ${event.detail ?? 'a failed step'}`);
-                break;
-            case 'result':
-                info(`[${t}] host result: ${event.status}${event.detail ? ` (${event.detail})` : ''}`);
-                break;
-            default:
-                info(`[${t}] ${event.event} ${event.status ?? ''} ${event.detail ?? ''}`.trimEnd());
-        }
-    }
-    absorb(summary) {
-        this.hostStartedAt = summary.steps[0]?.startedAt;
-        this.outcome.hostSteps = summary.steps.map((s) => ({
-            name: s.name,
-            status: s.status,
-            seconds: s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
-            detail: s.detail
-        }));
-        this.outcome.hostResult = summary.result;
-        this.outcome.downtimeSeconds = summary.downtimeSeconds;
-        if (summary.services)
-            this.outcome.restartedServices = summary.services;
-        if (summary.apiDowntimeSeconds !== undefined)
-            this.outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds;
-        const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service);
-        if (unexpected.length > 0)
-            warning(`compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`);
-        if (summary.backupPath)
-            this.outcome.backupPath = summary.backupPath;
-        const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok');
-        const rows = /rows=(\d+)/.exec(revoke?.detail ?? '');
-        if (rows)
-            this.outcome.revokedRows = Number(rows[1]);
-    }
-    interpretHostResult(summary) {
-        const c = this.config;
-        const where = `${c.deployPath}/${c.envFile}`;
-        switch (summary.result) {
-            case 'success':
-                this.outcome.result = 'success';
-                this.outcome.changed.push(c.mode === 'retire-previous'
-                    ? `${where}: *_PREVIOUS lines removed; services recreated`
-                    : `${where}: ${c.keys.map((k) => k.envKey).join(', ')} replaced${c.mode === 'graceful' ? ' (old values kept as *_PREVIOUS)' : ''}; services restarted`);
-                if (this.outcome.revokedRows !== undefined)
-                    this.outcome.changed.push(`${this.outcome.revokedRows} refresh token(s) revoked`);
-                this.outcome.stateNow = 'production runs on the new secrets and answers its health check';
-                if (c.mode === 'graceful') {
-                    const envText = this.hostState.envText;
-                    const lifetime = retireAfterMs({
-                        access: envValue(envText, 'JWT_EXPIRES_IN'),
-                        refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
-                    });
-                    // Tokens signed with the old key were issued until the services were
-                    // recreated: count from the host's own clock at that moment.
-                    const recreated = summary.steps.filter((s) => s.name === 'up' && s.endedAt !== undefined).at(-1)
-                        ?.endedAt ?? Date.parse(this.outcome.rotatedAt);
-                    this.outcome.retireAfter = new Date(recreated + lifetime.ms).toISOString();
-                    this.outcome.retireAfterReason = lifetime.why;
-                }
-                return true;
-            case 'recovered':
-                this.outcome.result = 'recovered';
-                this.outcome.changed.push(summary.restoredFrom
-                    ? `${where}: restored from ${summary.restoredFrom}; services started`
-                    : `${where}: kept (the interrupted run died before its backup, so before changing it); services started`);
-                this.outcome.stateNow = `production runs on the ${summary.restoredFrom ? 'restored' : 'kept'} .env and answers its health check`;
-                return true;
-            case 'aborted':
-                this.outcome.result = 'failed';
-                this.outcome.failure = `the host sequence stopped before changing anything (${summary.failedStep ?? '?'} failed${this.stepDetail(summary)})`;
-                this.outcome.stateNow = 'production untouched, still on the old secrets';
-                return false;
-            case 'rolled-back':
-                this.outcome.result = 'rolled-back';
-                this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)}; the host rolled back`;
-                this.outcome.changed.push(`${where}: swapped, then restored from the backup; services restarted`);
-                this.outcome.stateNow = 'production is back on the old secrets and answers its health check';
-                if (summary.steps.some((s) => s.name === 'revoke' && s.status === 'ok')) {
-                    this.outcome.changed.push('the refresh tokens were revoked before the failure: EVERY USER WAS LOGGED OUT and must sign in again (on the old secrets)');
-                    this.outcome.stateNow += '; every user was logged out (their refresh tokens were revoked)';
-                }
-                return false;
-            default:
-                this.outcome.result = 'failed';
-                this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)} and the rollback failed too (${summary.result})`;
-                this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`;
-                this.outcome.changed.push(`${where}: swapped and rollback attempted`);
-                return false;
-        }
-    }
-    stepDetail(summary) {
-        const step = summary.steps.find((s) => s.name === summary.failedStep);
-        return step?.detail ? ` (${step.detail})` : '';
-    }
-    // ------------------------------------------------------------ 5. compensate
-    /** What the host's .env holds now, as far as this run knows. */
-    hostEnvState() {
-        if (this.host?.launchUnknown)
-            return 'unknown';
-        if (!this.host?.launched)
-            return 'old';
-        switch (this.outcome.hostResult) {
-            case 'success':
-                return 'new';
-            case 'aborted':
-            case 'rolled-back':
-                return 'old';
-            case undefined:
-                return 'unknown';
-            default:
-                // rollback-failed: the .env is old again unless restoring it failed.
-                return this.outcome.hostSteps.some((s) => s.name === 'rollback-restore' && s.status === 'fail')
-                    ? 'unknown'
-                    : 'old';
-        }
+        return applyHostResult(this.outcome, c, summary, {
+            envText: this.hostState.envText,
+            composeCommand: this.hostState.composeCommand
+        });
     }
     /** Undoes the CI writes when the host is known to be on the old values. */
     async compensate() {
@@ -76339,7 +76359,7 @@ class Rotation {
         const old = {};
         for (const [k, v] of Object.entries(this.hostState?.oldValues ?? {}))
             old[k] = textOf(v);
-        await ci.compensate(this.hostEnvState(), old, this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`);
+        await ci.compensate(hostEnvState(this.outcome, this.host), old, this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`);
         if (!this.host?.launched && !this.outcome.mismatch)
             this.outcome.stateNow =
                 'production untouched, still on the old secrets; CI secrets are back on the old values';

@@ -16,9 +16,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
-import net from 'node:net'
 import path from 'node:path'
 import type { Sandbox } from './index.js'
+import { freePorts, tcpOpen } from './process.js'
 
 export type SshFault = 'cut-after-launch' | 'remove-lock-before-launch'
 
@@ -31,28 +31,6 @@ export interface FaultySshd {
   /** What the withheld launch answer was (cut-after-launch), for diagnostics. */
   withheldAnswer(): string
   stop(): Promise<void>
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address() as net.AddressInfo
-      server.close(() => resolve(address.port))
-    })
-  })
-}
-
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
 }
 
 /** The ForceCommand: a pass-through but for the first launch command. */
@@ -111,7 +89,7 @@ export async function startFaultySshd(
 ): Promise<FaultySshd> {
   const sshDir = path.dirname(sandbox.ssh.privateKeyPath)
   const stateDir = await fsp.mkdtemp(path.join(sandbox.workDir, `ssh-fault-`))
-  const port = await freePort()
+  const [port] = await freePorts(1)
   const wrapper = path.join(stateDir, 'force-command')
   if (fault !== null)
     await fsp.writeFile(wrapper, forceCommandScript(fault, sandbox.deployPath, stateDir), {

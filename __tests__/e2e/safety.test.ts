@@ -253,7 +253,7 @@ describe('dry run', () => {
       /host: down: \S+ -f docker-compose\.prod\.yml --env-file \S+\/\.env down/
     )
     expect(run.stdout).toMatch(
-      /write CI secrets JWT_SECRET, JWT_REFRESH_SECRET in environment:production/
+      /write CI secrets in environment:production \(sealed with that scope.s key\): JWT_SECRET, JWT_REFRESH_SECRET/
     )
     expect(bed.github.issues.length).toBe(issuesBefore)
     expect(bed.github.secretWrites.length).toBe(writesBefore)
