@@ -226,6 +226,13 @@ describe('rotation workflow (rotate-jwt-secrets.yml)', () => {
   it('has a timeout', () => {
     expect(job['timeout-minutes']).toBeGreaterThan(0)
   })
+
+  it('guards the scheduled run with min-age-days, a whole number the action accepts', () => {
+    const w = rotate.with ?? {}
+    expect(action.inputs).toHaveProperty('min-age-days')
+    expect(String(w['min-age-days'])).toMatch(/^\d+$/)
+    expect(Number(w['min-age-days'])).toBeGreaterThan(0)
+  })
 })
 
 describe('access check workflow (access-check.yml)', () => {
