@@ -9,6 +9,7 @@ import { issueBody, issueTitle } from './report/issue.js'
 import { setOutputs } from './report/outputs.js'
 import { writeJobSummary } from './report/summary.js'
 import { Rotation, type RunContext } from './rotation.js'
+import { applyScheduleGuard, readMinAgeDays } from './schedule-guard.js'
 
 function runContext(signal: AbortSignal): RunContext {
   const env = process.env
@@ -70,8 +71,10 @@ async function report(config: Config, rotation: Rotation): Promise<Outcome> {
 
 export async function run(): Promise<void> {
   let config: Config
+  let minAgeDays: number
   try {
     config = readConfig((name) => core.getInput(name))
+    minAgeDays = readMinAgeDays((name) => core.getInput(name))
   } catch (error) {
     core.setOutput('result', 'failed')
     core.setFailed(`${(error as Error).message}. Nothing was contacted or changed.`)
@@ -88,6 +91,8 @@ export async function run(): Promise<void> {
   for (const credentials of [config.adminCredentials, config.userCredentials]) {
     if (credentials) core.setSecret(credentials.password)
   }
+
+  if (await applyScheduleGuard(config, minAgeDays)) return
 
   const cancel = new AbortController()
   const onSignal = (signal: string) => (): void => {

@@ -226,6 +226,13 @@ describe('rotation workflow (rotate-jwt-secrets.yml)', () => {
   it('has a timeout', () => {
     expect(job['timeout-minutes']).toBeGreaterThan(0)
   })
+
+  it('guards the scheduled run with min-age-days, a whole number the action accepts', () => {
+    const w = rotate.with ?? {}
+    expect(action.inputs).toHaveProperty('min-age-days')
+    expect(String(w['min-age-days'])).toMatch(/^\d+$/)
+    expect(Number(w['min-age-days'])).toBeGreaterThan(0)
+  })
 })
 
 describe('access check workflow (access-check.yml)', () => {
@@ -270,5 +277,72 @@ describe('access check workflow (access-check.yml)', () => {
     expect(issueSteps.length).toBeGreaterThan(0)
     for (const step of issueSteps) expect(step.if).toBe('failure()')
     expect(wf.permissions).toEqual({ contents: 'read', issues: 'write' })
+  })
+})
+
+describe('release workflow (release.yml)', () => {
+  const wf = workflow('release.yml')
+  const jobs = wf.jobs as Record<string, Job & { uses?: string; needs?: string[] | string }>
+  const ci = workflow('ci.yml')
+  const runs = (job: Job): string =>
+    (job.steps ?? []).map((s) => `${s.run ?? ''}\n${JSON.stringify(s.env ?? {})}`).join('\n')
+
+  it('runs only on pushed vX.Y.Z tags', () => {
+    expect(Object.keys(wf.on)).toEqual(['push'])
+    const push = wf.on.push as Dict
+    expect(push).not.toHaveProperty('branches')
+    const tags = push.tags as string[]
+    expect(tags).toEqual(['v[0-9]+.[0-9]+.[0-9]+'])
+  })
+
+  it('runs the full CI (ci.yml, callable) on the tagged commit', () => {
+    expect(ci.on).toHaveProperty('workflow_call')
+    const calls = Object.values(jobs).filter((j) => j.uses === './.github/workflows/ci.yml')
+    expect(calls).toHaveLength(1)
+  })
+
+  it('refuses a tag that differs from package.json, a stale dist/ and missing notes', () => {
+    const check = Object.values(jobs).find((j) => /package\.json/.test(runs(j)))
+    expect(check).toBeDefined()
+    const text = runs(check as Job)
+    expect(text).toMatch(/require\('\.\/package\.json'\)\.version/)
+    expect(text).toMatch(/"\$TAG" != "v\$version"/)
+    expect(text).toContain('npm run build')
+    expect(text).toContain('git status --porcelain -- dist')
+    expect(text).toContain('scripts/changelog.ts check')
+  })
+
+  it('creates the release only after CI and the checks, with notes from CHANGELOG.md', () => {
+    const entry = Object.entries(jobs).find(([, j]) => /gh release create/.test(runs(j)))
+    expect(entry).toBeDefined()
+    const [, release] = entry as [string, (typeof jobs)[string]]
+    const needs = [release.needs ?? []].flat()
+    const others = Object.keys(jobs).filter((name) => jobs[name] !== release)
+    expect(needs.sort()).toEqual(others.sort())
+    const text = runs(release)
+    expect(text).toContain('scripts/changelog.ts notes')
+    expect(text).toContain('--notes-file')
+    expect(text).toContain('--verify-tag')
+  })
+
+  it('moves the major tag, never the vX.Y.Z tag, and only to the newest release of that major', () => {
+    const release = Object.values(jobs).find((j) => /gh release create/.test(runs(j))) as Job
+    const text = runs(release)
+    expect(text).toContain('major="${TAG%%.*}"')
+    expect(text).toMatch(/--sort=-v:refname/)
+    expect(text).toMatch(/git push --force origin "refs\/tags\/\$major"/)
+    expect(text).not.toMatch(/git push --force origin "refs\/tags\/\$TAG"/)
+  })
+
+  it('gives contents: write to the release job only', () => {
+    expect(wf.permissions).toEqual({ contents: 'read' })
+    for (const [, j] of Object.entries(jobs)) {
+      if (/gh release create/.test(runs(j))) expect(j.permissions).toEqual({ contents: 'write' })
+      else expect(j.permissions).toBeUndefined()
+    }
+  })
+
+  it('never cancels a release in progress', () => {
+    expect(wf.concurrency).toEqual({ group: 'release', 'cancel-in-progress': false })
   })
 })
