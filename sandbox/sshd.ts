@@ -12,29 +12,11 @@ export async function startSshd(state: State, log: (line: string) => void) {
   const dir = path.join(state.workDir, 'ssh')
   const hostKey = path.join(dir, 'ssh_host_ed25519_key')
   const userKey = path.join(dir, 'id_ed25519')
+  const keygen = (comment: string, file: string) =>
+    mustRun('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file])
   await Promise.all([
-    mustRun('ssh-keygen', [
-      '-q',
-      '-t',
-      'ed25519',
-      '-N',
-      '',
-      '-C',
-      'cloudbox-sandbox-host',
-      '-f',
-      hostKey
-    ]),
-    mustRun('ssh-keygen', [
-      '-q',
-      '-t',
-      'ed25519',
-      '-N',
-      '',
-      '-C',
-      'cloudbox-sandbox-deploy',
-      '-f',
-      userKey
-    ])
+    keygen('cloudbox-sandbox-host', hostKey),
+    keygen('cloudbox-sandbox-deploy', userKey)
   ])
   await fsp.copyFile(`${userKey}.pub`, path.join(dir, 'authorized_keys'))
   const config = [
