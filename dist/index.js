@@ -29153,6 +29153,23 @@ function group(name, fn) {
         return result;
     });
 }
+//-----------------------------------------------------------------------
+// Wrapper action state
+//-----------------------------------------------------------------------
+/**
+ * Saves state for current action, the state can only be retrieved by this action's post job execution.
+ *
+ * @param     name     name of the state to store
+ * @param     value    value to store. Non-string values will be converted to a string via JSON.stringify
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function saveState(name, value) {
+    const filePath = process.env['GITHUB_STATE'] || '';
+    if (filePath) {
+        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
+    }
+    issueCommand('save-state', { name }, toCommandValue(value));
+}
 
 // Inputs → one typed, validated config. Nothing here contacts anything: every
 // bad input is refused before the first network call.
@@ -37618,6 +37635,102 @@ async function writeJobSummary(o) {
     }
     catch (error) {
         warning(`Job summary not written: ${error instanceof Error ? error.message : String(error)}`);
+    }
+}
+
+// What the main step leaves for the post step (core.saveState): how far the
+// run got, what it wrote where, and whether its report is final. Names,
+// scopes, paths, phases and a SHA-256 of the pre-rotation .env only: never a
+// secret value.
+//
+// The runner reads the GITHUB_STATE file after the main step, however it
+// ended (SIGKILL included), and passes the last value of each name to the post
+// step as STATE_<name>. Every change is saved at once, so a kill at any point
+// leaves the state of that point.
+const STATE_NAME = 'rotation';
+const same = (a, b) => a.scope === b.scope && a.name === b.name;
+/** Applies one progress event (pure). */
+function advance(state, p) {
+    const next = { ...state };
+    switch (p.kind) {
+        case 'preflight-done':
+            next.phase = 'preflight-done';
+            next.envSha256 = p.envSha256;
+            break;
+        case 'ci-writing':
+            next.phase = 'ci-writing';
+            next.ciPlanned = [...p.planned];
+            break;
+        case 'ci-written':
+            if (!next.ciWritten.some((s) => same(s, p.secret)))
+                next.ciWritten = [...next.ciWritten, p.secret];
+            break;
+        case 'ci-restored':
+            if (!next.ciRestored.some((s) => same(s, p.secret)))
+                next.ciRestored = [...next.ciRestored, p.secret];
+            break;
+        case 'host-launching':
+            next.phase = 'host-launching';
+            next.backupName = p.backupName;
+            break;
+        case 'host-launched':
+            next.phase = 'host-launched';
+            break;
+        case 'host-done':
+            // A follower that stopped without a result saw no end: still launched.
+            if (p.hostResult !== undefined) {
+                next.phase = 'host-done';
+                next.hostResult = p.hostResult;
+            }
+            break;
+        case 'verifying':
+            next.phase = 'verifying';
+            break;
+    }
+    return next;
+}
+/**
+ * Whether a report written now says the true end state: not when the host
+ * sequence was (maybe) started and its end was never seen.
+ */
+function reportIsFinal(state) {
+    return state.phase !== 'host-launching' && state.phase !== 'host-launched';
+}
+/** Holds the run state and saves every change with core.saveState. */
+class StateRecorder {
+    save;
+    state;
+    constructor(init, save = saveState) {
+        this.save = save;
+        this.state = {
+            v: 1,
+            ...init,
+            phase: 'started',
+            ciPlanned: [],
+            ciWritten: [],
+            ciRestored: [],
+            reported: false,
+            final: false
+        };
+        this.flush();
+    }
+    get current() {
+        return this.state;
+    }
+    flush() {
+        this.save(STATE_NAME, JSON.stringify(this.state));
+    }
+    record = (p) => {
+        this.state = advance(this.state, p);
+        this.flush();
+    };
+    issueOpened(issue) {
+        this.state = { ...this.state, issue };
+        this.flush();
+    }
+    reported() {
+        this.state = { ...this.state, reported: true, final: reportIsFinal(this.state) };
+        this.flush();
     }
 }
 
@@ -75481,6 +75594,7 @@ class Rotation {
         info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
         info(`Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`);
+        this.context.onProgress?.({ kind: 'preflight-done', envSha256: this.hostState.envSha256 });
         const targets = this.hostState.targets;
         if (!c.recover && targets.length > 0) {
             this.outcome.restartTargets = targets.map((t) => ({
@@ -75548,8 +75662,13 @@ class Rotation {
     }
     async writeCiSecrets() {
         const c = this.config;
-        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, this.ciWrites(this.newValues), {
-            onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+        const writes = this.ciWrites(this.newValues);
+        this.context.onProgress?.({ kind: 'ci-writing', planned: writes.map(ref) });
+        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes, {
+            onWritten: (w) => {
+                this.context.onProgress?.({ kind: 'ci-written', secret: ref(w) });
+                info(`${scopeLabel(w.scope)}: ${w.name} updated`);
+            }
         });
         this.written = result.written;
         this.outcome.updatedSecrets = result.written.map(ref);
@@ -75589,12 +75708,18 @@ class Rotation {
         const c = this.config;
         const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`;
         const newEnv = this.newEnvText();
+        this.context.onProgress?.({ kind: 'host-launching', backupName });
         await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh));
+        this.context.onProgress?.({ kind: 'host-launched' });
         this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`);
         info(`Host sequence started; following ${c.deployPath}/.rotation/journal`);
         const summary = await host.follow((event) => this.logEvent(event), this.context.signal, () => HostSession.connect(c.ssh));
         this.session = host.currentSession;
         this.absorb(summary);
+        this.context.onProgress?.({
+            kind: 'host-done',
+            hostResult: summary.terminal ? summary.result : undefined
+        });
         if (this.context.signal.aborted && !summary.terminal) {
             const last = summary.steps.at(-1);
             this.outcome.result = 'failed';
@@ -75760,7 +75885,10 @@ class Rotation {
         });
         info(`Writing the old values back into ${old.length} CI secret(s)`);
         const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, old, {
-            onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
+            onWritten: (w) => {
+                this.context.onProgress?.({ kind: 'ci-restored', secret: ref(w) });
+                info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`);
+            }
         });
         this.outcome.restoredSecrets = result.written.map(ref);
         this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }));
@@ -75812,6 +75940,7 @@ class Rotation {
      * (a warning and an unticked line), and `result` stays what the host did.
      */
     async verify() {
+        this.context.onProgress?.({ kind: 'verifying' });
         await group('6. Verify', async () => {
             const state = this.hostState;
             try {
@@ -76042,7 +76171,7 @@ function runContext(signal) {
     return { run: { id: runId.replace(/[^A-Za-z0-9-]/g, ''), by }, runUrl, actor, signal };
 }
 /** Phase 7: the variable, the issue, the summary and the outputs. */
-async function report(config, rotation) {
+async function report(config, rotation, state) {
     const outcome = rotation.outcome;
     await rotation.setRotationDate((name, value) => setRepositoryVariable(createOctokit(config.secretsToken), config.owner, config.repo, name, value));
     if (config.createIssue && !outcome.dryRun) {
@@ -76054,6 +76183,7 @@ async function report(config, rotation) {
                 assignees: config.issueAssignees
             });
             outcome.issue = { number: issue.number, url: issue.url };
+            state?.issueOpened(outcome.issue);
             for (const warning$1 of issue.warnings)
                 warning(warning$1);
             info(`Issue #${issue.number}: ${issue.url}`);
@@ -76100,9 +76230,18 @@ async function run() {
     };
     process.once('SIGINT', onSignal('SIGINT'));
     process.once('SIGTERM', onSignal('SIGTERM'));
-    const rotation = new Rotation(config, runContext(cancel.signal));
+    const context = runContext(cancel.signal);
+    const rotation = new Rotation(config, context);
+    // For the post step (post.ts), which finishes the report if this step cannot.
+    const state = new StateRecorder({
+        runId: context.run.id,
+        rotatedAt: rotation.outcome.rotatedAt,
+        dryRun: config.dryRun
+    });
+    context.onProgress = state.record;
     const outcome = await rotation.run();
-    await group('7. Report', () => report(config, rotation));
+    await group('7. Report', () => report(config, rotation, state));
+    state.reported();
     if (outcome.result === 'failed' || outcome.result === 'rolled-back') {
         setFailed(`JWT secret rotation ${outcome.result}: ${outcome.failure ?? 'see the log'}. Changed: ${outcome.changed.length > 0 ? outcome.changed.join('; ') : 'nothing'}. Now: ${outcome.stateNow}.${outcome.mismatch ? ` ${outcome.mismatch}` : ''}`);
     }

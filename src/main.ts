@@ -8,6 +8,7 @@ import type { Outcome } from './outcome.js'
 import { issueBody, issueTitle } from './report/issue.js'
 import { setOutputs } from './report/outputs.js'
 import { writeJobSummary } from './report/summary.js'
+import { StateRecorder } from './post/state.js'
 import { Rotation, type RunContext } from './rotation.js'
 import { applyScheduleGuard, readMinAgeDays } from './schedule-guard.js'
 
@@ -27,7 +28,7 @@ function runContext(signal: AbortSignal): RunContext {
 }
 
 /** Phase 7: the variable, the issue, the summary and the outputs. */
-async function report(config: Config, rotation: Rotation): Promise<Outcome> {
+async function report(config: Config, rotation: Rotation, state?: StateRecorder): Promise<Outcome> {
   const outcome = rotation.outcome
   await rotation.setRotationDate((name, value) =>
     setRepositoryVariable(
@@ -47,6 +48,7 @@ async function report(config: Config, rotation: Rotation): Promise<Outcome> {
         assignees: config.issueAssignees
       })
       outcome.issue = { number: issue.number, url: issue.url }
+      state?.issueOpened(outcome.issue)
       for (const warning of issue.warnings) core.warning(warning)
       core.info(`Issue #${issue.number}: ${issue.url}`)
     } catch (error) {
@@ -93,9 +95,18 @@ export async function run(): Promise<void> {
   process.once('SIGINT', onSignal('SIGINT'))
   process.once('SIGTERM', onSignal('SIGTERM'))
 
-  const rotation = new Rotation(config, runContext(cancel.signal))
+  const context = runContext(cancel.signal)
+  const rotation = new Rotation(config, context)
+  // For the post step (post.ts), which finishes the report if this step cannot.
+  const state = new StateRecorder({
+    runId: context.run.id,
+    rotatedAt: rotation.outcome.rotatedAt,
+    dryRun: config.dryRun
+  })
+  context.onProgress = state.record
   const outcome = await rotation.run()
-  await core.group('7. Report', () => report(config, rotation))
+  await core.group('7. Report', () => report(config, rotation, state))
+  state.reported()
 
   if (outcome.result === 'failed' || outcome.result === 'rolled-back') {
     core.setFailed(

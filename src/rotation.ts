@@ -25,6 +25,7 @@ import {
 import { HostSession } from './host/ssh.js'
 import { restartLine, targetedCommands } from './host/targeted-plan.js'
 import type { HostStep, Outcome, SecretRef } from './outcome.js'
+import type { Progress } from './post/state.js'
 import { generateSecret } from './secrets/generate.js'
 import { verificationOf, verifyRotation } from './verify/run.js'
 
@@ -34,6 +35,8 @@ export interface RunContext {
   actor: string
   signal: AbortSignal
   now?: () => Date
+  /** Told each step that changes what the post step would have to finish (post/state.ts). */
+  onProgress?: (progress: Progress) => void
 }
 
 function ref(written: { scope: SecretScope; name: string }): SecretRef {
@@ -238,6 +241,7 @@ export class Rotation {
     core.info(
       `Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`
     )
+    this.context.onProgress?.({ kind: 'preflight-done', envSha256: this.hostState.envSha256 })
     const targets = this.hostState.targets
     if (!c.recover && targets.length > 0) {
       this.outcome.restartTargets = targets.map((t) => ({
@@ -319,14 +323,19 @@ export class Rotation {
 
   private async writeCiSecrets(): Promise<boolean> {
     const c = this.config
+    const writes = this.ciWrites(this.newValues)
+    this.context.onProgress?.({ kind: 'ci-writing', planned: writes.map(ref) })
     const result = await writeSecrets(
       this.octokit as Octokit,
       c.owner,
       c.repo,
       this.scopeKeys,
-      this.ciWrites(this.newValues),
+      writes,
       {
-        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+        onWritten: (w) => {
+          this.context.onProgress?.({ kind: 'ci-written', secret: ref(w) })
+          core.info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+        }
       }
     )
     this.written = result.written
@@ -374,7 +383,9 @@ export class Rotation {
     const c = this.config
     const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`
     const newEnv = this.newEnvText()
+    this.context.onProgress?.({ kind: 'host-launching', backupName })
     await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh))
+    this.context.onProgress?.({ kind: 'host-launched' })
     this.outcome.changed.push(
       `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`
     )
@@ -386,6 +397,10 @@ export class Rotation {
     )
     this.session = host.currentSession
     this.absorb(summary)
+    this.context.onProgress?.({
+      kind: 'host-done',
+      hostResult: summary.terminal ? summary.result : undefined
+    })
     if (this.context.signal.aborted && !summary.terminal) {
       const last = summary.steps.at(-1)
       this.outcome.result = 'failed'
@@ -574,7 +589,10 @@ export class Rotation {
       this.scopeKeys,
       old,
       {
-        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
+        onWritten: (w) => {
+          this.context.onProgress?.({ kind: 'ci-restored', secret: ref(w) })
+          core.info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
+        }
       }
     )
     this.outcome.restoredSecrets = result.written.map(ref)
@@ -638,6 +656,7 @@ export class Rotation {
    * (a warning and an unticked line), and `result` stays what the host did.
    */
   private async verify(): Promise<void> {
+    this.context.onProgress?.({ kind: 'verifying' })
     await core.group('6. Verify', async () => {
       const state = this.hostState as HostState
       try {
