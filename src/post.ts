@@ -52,6 +52,8 @@ export function hostEnvAfter(link: HostLink['end']): 'old' | 'new' | 'unknown' {
   if (link.kind === 'unknown' || !link.summary.terminal) return 'unknown'
   switch (link.summary.result) {
     case 'success':
+    case 'recovered':
+      // What this run meant the host to hold (recover: the restored .env).
       return 'new'
     case 'aborted':
     case 'rolled-back':
@@ -238,7 +240,9 @@ export async function runPost(env: NodeJS.ProcessEnv = process.env): Promise<voi
       o.result = summary.result
       o.changed.push(`host sequence ran on ${config.ssh.host}`)
       o.changed.push(
-        `${where}: ${config.keys.map((k) => k.envKey).join(', ')} replaced; services restarted`
+        summary.result === 'recovered'
+          ? `${where}: restored from ${summary.restoredFrom ?? 'the newest backup'}; services started`
+          : `${where}: ${config.keys.map((k) => k.envKey).join(', ')} replaced; services restarted`
       )
       if (o.revokedRows !== undefined) o.changed.push(`${o.revokedRows} refresh token(s) revoked`)
       o.stateNow = 'production runs on the new secrets and answered its health check'

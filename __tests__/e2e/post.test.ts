@@ -138,9 +138,10 @@ describe('post step after a cancelled main step', () => {
     const issuesBefore = bed.github.issues.length
     const writesBefore = bed.github.secretWrites.length
     const runId = newRunId()
-    // stop takes 6 s (the cancel lands there), then the first `up -d` fails: rollback.
+    // stop takes 3 s (the cancel lands there; the main step stops following at
+    // the next journal line and reports), then the first `up -d` fails: rollback.
     await bed.sandbox.setComposeFaults([
-      { match: '^stop', action: 'slow', seconds: 6, times: 1 },
+      { match: '^stop', action: 'slow', seconds: 3, times: 1 },
       { match: '^up -d', action: 'fail', times: 1 }
     ])
     const main = await cancelledMain(runId, /▶ stop/)
@@ -171,6 +172,40 @@ describe('post step after a cancelled main step', () => {
     expect(issue.body).not.toMatch(/goes on by itself/)
     expect(bed.github.secretWrites.length).toBeGreaterThan(writesBefore)
     expect(leaks(Object.values(before), readablePlaces(bed, finished))).toEqual([])
+  })
+
+  it('cancelled during a long host step, which succeeds: the main step stops following and reports provisionally; post completes the same issue', async () => {
+    await seedCiSecrets(bed)
+    const issuesBefore = bed.github.issues.length
+    const runId = newRunId()
+    // stop takes 14 s: no journal line reaches the main step's follower before its SIGKILL.
+    await bed.sandbox.setComposeFaults([{ match: '^stop', action: 'slow', seconds: 14, times: 1 }])
+    const main = await cancelledMain(runId, /▶ stop/)
+    // It lets go of the follower at once (it does not wait for the next journal line).
+    expect(main.signalsSent.map((s) => s.signal)).toEqual(['SIGINT'])
+    expectResult(main, 'failed')
+    const saved = JSON.parse(main.state.rotation) as {
+      phase: string
+      reported: boolean
+      final: boolean
+    }
+    expect(saved).toMatchObject({ phase: 'host-launched', reported: true, final: false })
+    expect(bed.github.issues.length).toBe(issuesBefore + 1)
+    // The host is still in its stop step.
+    expect(journalOf(bed.sandbox)).not.toMatch(/\tresult\t/)
+
+    const finished = await post(main, runId)
+    expect({ code: finished.code, log: finished.code === 0 ? '' : log(finished) }).toEqual({
+      code: 0,
+      log: ''
+    })
+    const host = await expectCiMatchesHost()
+    expect(journalOf(bed.sandbox)).toMatch(/\tresult\t-\tsuccess\t/)
+    expect(bed.github.issues.length).toBe(issuesBefore + 1)
+    const issue = bed.github.issues.at(-1) as { title: string; updates?: number }
+    expect(issue.title).toMatch(/: success$/)
+    expect(issue.updates).toBe(1)
+    expect(leaks(Object.values(host), readablePlaces(bed, finished))).toEqual([])
   })
 
   it('killed outright during the host sequence, which succeeds: post follows it, sets the variable, opens the one issue', async () => {
@@ -215,5 +250,43 @@ describe('post step after a cancelled main step', () => {
     expect(bed.github.secretWrites.length).toBe(writes)
     expect(bed.github.issues.length).toBe(issuesBefore + 1)
     await expectCiMatchesHost()
+  })
+
+  it('cannot reach the host: post writes no CI secret, fails with what it could not do and the last known state', async () => {
+    await seedCiSecrets(bed)
+    const writes = bed.github.secretWrites.length
+    const issuesBefore = bed.github.issues.length
+    const state = {
+      v: 1,
+      runId: `${newRunId()}-1-abcdef`,
+      rotatedAt: new Date().toISOString(),
+      phase: 'host-launched',
+      dryRun: false,
+      envSha256: '0'.repeat(64),
+      ciPlanned: [{ scope: 'repository', name: 'JWT_SECRET' }],
+      ciWritten: [{ scope: 'repository', name: 'JWT_SECRET' }],
+      ciRestored: [],
+      reported: false,
+      final: false
+    }
+    const finished = await runAction(
+      sandboxInputs(bed.sandbox, { ...QUIET, 'ssh-port': '1', 'ssh-timeout': '5' }),
+      {
+        githubUrl: bed.github.url,
+        entry: path.join(ROOT, 'dist', 'post.js'),
+        env: { STATE_rotation: JSON.stringify(state) }
+      }
+    )
+    expect(finished.code).toBe(1)
+    const error = finished.stdout.split('\n').find((l) => l.startsWith('::error::')) ?? ''
+    expect(error).toMatch(/could not learn the host's end state: could not connect over SSH/)
+    expect(error).toMatch(
+      /last known state \(phase host-launched\): the host sequence was running; its end is unknown/
+    )
+    expect(error).toMatch(/CI secrets written with new values: repository\/JWT_SECRET/)
+    expect(bed.github.secretWrites.length).toBe(writes)
+    // It still reports what it knows: unknown.
+    expect(bed.github.issues.length).toBe(issuesBefore + 1)
+    expect((bed.github.issues.at(-1) as { body: string }).body).toMatch(/UNKNOWN/)
   })
 })
