@@ -74205,6 +74205,27 @@ async function updateIssue(octokit, owner, repo, issueNumber, input) {
         throw new Error(`updating report issue #${issueNumber} in ${owner}/${repo} failed: ${describeError(error)}; it still shows the main step's provisional report`);
     }
 }
+/**
+ * The issue the main step opened for this run, if GitHub has one: for a main
+ * step killed while GitHub was creating it (request sent, answer lost), which
+ * the saved state cannot know. Matched by the exact rotation date (to the
+ * millisecond) and the run URL in its body. Undefined when none matches;
+ * throws when the list cannot be read.
+ */
+async function findRunIssue(octokit, owner, repo, run) {
+    const response = await octokit.request('GET /repos/{owner}/{repo}/issues', {
+        owner,
+        repo,
+        state: 'all',
+        since: run.rotatedAt,
+        per_page: 100,
+        ...(run.labels.length > 0 ? { labels: run.labels.join(',') } : {})
+    });
+    const found = response.data.find((issue) => issue.pull_request === undefined &&
+        (issue.body ?? '').includes(`\`${run.rotatedAt}\``) &&
+        (run.runUrl === undefined || (issue.body ?? '').includes(run.runUrl)));
+    return found ? { number: found.number, url: found.html_url } : undefined;
+}
 
 // What the main step leaves for the post step (core.saveState): how far the
 // run got, what it wrote where, and whether its report is final. Names,
@@ -74800,6 +74821,8 @@ function hostEnvAfter(link) {
         return 'unknown';
     switch (link.summary.result) {
         case 'success':
+        case 'recovered':
+            // What this run meant the host to hold (recover: the restored .env).
             return 'new';
         case 'aborted':
         case 'rolled-back':
@@ -74963,7 +74986,9 @@ async function runPost(env = process.env) {
         else if (summary?.result === 'success' || summary?.result === 'recovered') {
             o.result = summary.result;
             o.changed.push(`host sequence ran on ${config.ssh.host}`);
-            o.changed.push(`${where}: ${config.keys.map((k) => k.envKey).join(', ')} replaced; services restarted`);
+            o.changed.push(summary.result === 'recovered'
+                ? `${where}: restored from ${summary.restoredFrom ?? 'the newest backup'}; services started`
+                : `${where}: ${config.keys.map((k) => k.envKey).join(', ')} replaced; services restarted`);
             if (o.revokedRows !== undefined)
                 o.changed.push(`${o.revokedRows} refresh token(s) revoked`);
             o.stateNow = 'production runs on the new secrets and answered its health check';
@@ -75109,8 +75134,24 @@ async function report(config, state, o, problems) {
     if (config.createIssue) {
         const octokit = createOctokit(config.githubToken);
         try {
-            if (state.issue) {
-                o.issue = await updateIssue(octokit, config.owner, config.repo, state.issue.number, {
+            // A main step killed while GitHub created its issue left no record of it.
+            let existing = state.issue;
+            if (!existing) {
+                try {
+                    existing = await findRunIssue(octokit, config.owner, config.repo, {
+                        rotatedAt: o.rotatedAt,
+                        runUrl: o.runUrl,
+                        labels: config.issueLabels
+                    });
+                    if (existing)
+                        info(`Found this run's issue #${existing.number} (opened by the main step)`);
+                }
+                catch (error) {
+                    warning(`could not look for an issue the main step may have opened (${describeError(error)}): opening one`);
+                }
+            }
+            if (existing) {
+                o.issue = await updateIssue(octokit, config.owner, config.repo, existing.number, {
                     title: issueTitle(o),
                     body: issueBody(o)
                 });

@@ -33,7 +33,7 @@ import { followDeadlineSeconds, stepsFor } from './host/plan.js'
 import type { FollowResult } from './host/sequence.js'
 import type { HostStep, Outcome, SecretRef } from './outcome.js'
 import { followHost, readOldValues, type HostLink } from './post/host.js'
-import { updateIssue } from './post/issue.js'
+import { findRunIssue, updateIssue } from './post/issue.js'
 import { readRunState, STATE_NAME, type RunState } from './post/state.js'
 import { issueBody, issueTitle } from './report/issue.js'
 import { writeJobSummary } from './report/summary.js'
@@ -419,8 +419,25 @@ async function report(
   if (config.createIssue) {
     const octokit = createOctokit(config.githubToken)
     try {
-      if (state.issue) {
-        o.issue = await updateIssue(octokit, config.owner, config.repo, state.issue.number, {
+      // A main step killed while GitHub created its issue left no record of it.
+      let existing = state.issue
+      if (!existing) {
+        try {
+          existing = await findRunIssue(octokit, config.owner, config.repo, {
+            rotatedAt: o.rotatedAt,
+            runUrl: o.runUrl,
+            labels: config.issueLabels
+          })
+          if (existing)
+            core.info(`Found this run's issue #${existing.number} (opened by the main step)`)
+        } catch (error) {
+          core.warning(
+            `could not look for an issue the main step may have opened (${describeError(error)}): opening one`
+          )
+        }
+      }
+      if (existing) {
+        o.issue = await updateIssue(octokit, config.owner, config.repo, existing.number, {
           title: issueTitle(o),
           body: issueBody(o)
         })

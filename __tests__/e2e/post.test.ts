@@ -208,6 +208,31 @@ describe('post step after a cancelled main step', () => {
     expect(leaks(Object.values(host), readablePlaces(bed, finished))).toEqual([])
   })
 
+  it('an issue the saved state does not know (answer lost at the kill): post finds it and completes it, no second issue', async () => {
+    await seedCiSecrets(bed)
+    const issuesBefore = bed.github.issues.length
+    const runId = newRunId()
+    await bed.sandbox.setComposeFaults([{ match: '^stop', action: 'slow', seconds: 6, times: 1 }])
+    const main = await cancelledMain(runId, /▶ stop/)
+    expectResult(main, 'failed')
+    expect(bed.github.issues.length).toBe(issuesBefore + 1)
+    // As if the main step had been killed before GitHub's answer came back.
+    const saved = JSON.parse(main.state.rotation) as Record<string, unknown>
+    delete saved.issue
+    saved.reported = false
+    const finished = await post({ ...main, state: { rotation: JSON.stringify(saved) } }, runId)
+    expect({ code: finished.code, log: finished.code === 0 ? '' : log(finished) }).toEqual({
+      code: 0,
+      log: ''
+    })
+    expect(finished.stdout).toMatch(/Found this run's issue #\d+/)
+    expect(bed.github.issues.length).toBe(issuesBefore + 1)
+    const issue = bed.github.issues.at(-1) as { title: string; updates?: number }
+    expect(issue.title).toMatch(/: success$/)
+    expect(issue.updates).toBe(1)
+    await expectCiMatchesHost()
+  })
+
   it('killed outright during the host sequence, which succeeds: post follows it, sets the variable, opens the one issue', async () => {
     await seedCiSecrets(bed)
     const issuesBefore = bed.github.issues.length
@@ -288,5 +313,7 @@ describe('post step after a cancelled main step', () => {
     // It still reports what it knows: unknown.
     expect(bed.github.issues.length).toBe(issuesBefore + 1)
     expect((bed.github.issues.at(-1) as { body: string }).body).toMatch(/UNKNOWN/)
+    // Every answer the stand-in gave this suite (issue list and PATCH included) fits GitHub's OpenAPI.
+    expect(bed.github.responseProblems).toEqual([])
   })
 })

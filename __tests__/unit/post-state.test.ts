@@ -3,6 +3,7 @@
 import { describe, expect, it } from '@jest/globals'
 import type { FollowResult } from '../../src/host/sequence.js'
 import { hostEnvAfter, lastKnown } from '../../src/post.js'
+import type { HostEnd } from '../../src/post/host.js'
 import {
   advance,
   readRunState,
@@ -99,8 +100,10 @@ describe('readRunState', () => {
 })
 
 describe('hostEnvAfter', () => {
-  const followed = (summary: Partial<FollowResult>) =>
-    ({ kind: 'followed', summary: { steps: [], notes: [], terminal: true, ...summary } }) as const
+  const followed = (summary: Partial<FollowResult>): HostEnd => ({
+    kind: 'followed',
+    summary: { steps: [], notes: [], terminal: true, ...summary }
+  })
 
   it.each([
     ['success', 'new'],
@@ -124,7 +127,7 @@ describe('hostEnvAfter', () => {
       hostEnvAfter(
         followed({
           result: 'rollback-failed',
-          steps: [{ name: 'rollback-restore', status: 'fail', startedAt: 0 }]
+          steps: [{ name: 'rollback-restore', status: 'fail', startedAt: 0, infos: [] }]
         })
       )
     ).toBe('unknown')

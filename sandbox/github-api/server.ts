@@ -301,6 +301,11 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
       issues.push(record)
       return { status: 201, body: issueBody(record), headers: { location: issueApiUrl(number) } }
     },
+    // Every issue, newest first (the stand-in ignores the query's filters).
+    'GET /repos/{owner}/{repo}/issues': () => ({
+      status: 200,
+      body: [...issues].reverse().map((record) => issueBody(record))
+    }),
     'PATCH /repos/{owner}/{repo}/issues/{issue_number}': (route, body) => {
       const record = issues.find((i) => String(i.number) === route.params.issue_number)
       if (record === undefined) throw notFound()

@@ -24,3 +24,33 @@ export async function updateIssue(
     )
   }
 }
+
+/**
+ * The issue the main step opened for this run, if GitHub has one: for a main
+ * step killed while GitHub was creating it (request sent, answer lost), which
+ * the saved state cannot know. Matched by the exact rotation date (to the
+ * millisecond) and the run URL in its body. Undefined when none matches;
+ * throws when the list cannot be read.
+ */
+export async function findRunIssue(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  run: { rotatedAt: string; runUrl?: string; labels: string[] }
+): Promise<{ number: number; url: string } | undefined> {
+  const response = await octokit.request('GET /repos/{owner}/{repo}/issues', {
+    owner,
+    repo,
+    state: 'all',
+    since: run.rotatedAt,
+    per_page: 100,
+    ...(run.labels.length > 0 ? { labels: run.labels.join(',') } : {})
+  })
+  const found = response.data.find(
+    (issue) =>
+      issue.pull_request === undefined &&
+      (issue.body ?? '').includes(`\`${run.rotatedAt}\``) &&
+      (run.runUrl === undefined || (issue.body ?? '').includes(run.runUrl))
+  )
+  return found ? { number: found.number, url: found.html_url } : undefined
+}
