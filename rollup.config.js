@@ -1,35 +1,14 @@
-// Bundles src/ into dist/index.js (ESM), the way actions/typescript-action does.
+// Bundles src/ into dist/index.js (the main step) and dist/post.js (the post
+// step), ESM, the way actions/typescript-action does.
 import commonjs from '@rollup/plugin-commonjs'
 import json from '@rollup/plugin-json'
 import nodeResolve from '@rollup/plugin-node-resolve'
 import typescript from '@rollup/plugin-typescript'
 import { copyFileSync, mkdirSync } from 'node:fs'
 
-/** @type {import("rollup").RollupOptions} */
-const config = {
-  input: 'src/index.ts',
-  output: {
-    esModule: true,
-    file: 'dist/index.js',
-    format: 'es',
-    sourcemap: true,
-    inlineDynamicImports: true,
-    // ssh2 is CommonJS: it loads optional native helpers with require() inside
-    // try/catch and uses __dirname.
-    banner: [
-      "import { createRequire as __createRequire } from 'node:module'",
-      "import { fileURLToPath as __fileURLToPath } from 'node:url'",
-      "import { dirname as __pathDirname } from 'node:path'",
-      'const require = __createRequire(import.meta.url)',
-      'const __filename = __fileURLToPath(import.meta.url)',
-      'const __dirname = __pathDirname(__filename)'
-    ].join(';\n')
-  },
-  onwarn(warning, warn) {
-    if (warning.code === 'CIRCULAR_DEPENDENCY' || warning.code === 'THIS_IS_UNDEFINED') return
-    warn(warning)
-  },
-  plugins: [
+/** Fresh plugin instances per bundle. */
+function plugins() {
+  return [
     typescript({
       tsconfig: './tsconfig.build.json',
       outDir: 'dist',
@@ -54,4 +33,40 @@ const config = {
   ]
 }
 
-export default config
+/** @type {import("rollup").RollupOptions} */
+const main = {
+  input: 'src/index.ts',
+  output: {
+    esModule: true,
+    file: 'dist/index.js',
+    format: 'es',
+    sourcemap: true,
+    inlineDynamicImports: true,
+    // ssh2 is CommonJS: it loads optional native helpers with require() inside
+    // try/catch and uses __dirname.
+    banner: [
+      "import { createRequire as __createRequire } from 'node:module'",
+      "import { fileURLToPath as __fileURLToPath } from 'node:url'",
+      "import { dirname as __pathDirname } from 'node:path'",
+      'const require = __createRequire(import.meta.url)',
+      'const __filename = __fileURLToPath(import.meta.url)',
+      'const __dirname = __pathDirname(__filename)'
+    ].join(';\n')
+  },
+  onwarn(warning, warn) {
+    if (warning.code === 'CIRCULAR_DEPENDENCY' || warning.code === 'THIS_IS_UNDEFINED') return
+    warn(warning)
+  },
+  plugins: plugins()
+}
+
+/** The post step: the same plugins, its own single-file bundle. */
+const post = {
+  ...main,
+  input: 'src/post-index.ts',
+  output: { ...main.output, file: 'dist/post.js' },
+  // dist/rotate-host.sh, beside both bundles, comes from the main bundle.
+  plugins: plugins().filter((p) => p.name !== 'copy-host-script')
+}
+
+export default [main, post]

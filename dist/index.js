@@ -29153,6 +29153,23 @@ function group(name, fn) {
         return result;
     });
 }
+//-----------------------------------------------------------------------
+// Wrapper action state
+//-----------------------------------------------------------------------
+/**
+ * Saves state for current action, the state can only be retrieved by this action's post job execution.
+ *
+ * @param     name     name of the state to store
+ * @param     value    value to store. Non-string values will be converted to a string via JSON.stringify
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function saveState(name, value) {
+    const filePath = process.env['GITHUB_STATE'] || '';
+    if (filePath) {
+        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
+    }
+    issueCommand('save-state', { name }, toCommandValue(value));
+}
 
 // Inputs → one typed, validated config. Nothing here contacts anything: every
 // bad input is refused before the first network call.
@@ -37020,6 +37037,10 @@ async function deleteSecrets(octokit, owner, repo, list) {
 }
 
 // The rotation report issue.
+/** A run's identity as its issue carries it: main and post steps derive the same one. */
+function runIssueMarker(owner, repo, runId) {
+    return `${owner}/${repo} run ${runId}`;
+}
 /** The hidden line that marks a run's issue. */
 function markerComment(marker) {
     return `<!-- rotate-jwt-secrets: ${marker.replace(/--+/g, '-')} -->`;
@@ -37760,6 +37781,103 @@ async function writeJobSummary(o) {
     }
 }
 
+// What the main step leaves for the post step (core.saveState): how far the
+// run got, what it wrote where, and whether its report is final. Names,
+// scopes, paths, phases and a SHA-256 of the pre-rotation .env only: never a
+// secret value.
+//
+// The runner reads the GITHUB_STATE file after the main step, however it
+// ended (SIGKILL included), and passes the last value of each name to the post
+// step as STATE_<name>. Every change is saved at once, so a kill at any point
+// leaves the state of that point.
+const STATE_NAME = 'rotation';
+const same = (a, b) => a.scope === b.scope && a.name === b.name;
+/** Applies one progress event (pure). */
+function advance(state, p) {
+    const next = { ...state };
+    switch (p.kind) {
+        case 'preflight-done':
+            next.phase = 'preflight-done';
+            next.envSha256 = p.envSha256;
+            break;
+        case 'ci-writing':
+            next.phase = 'ci-writing';
+            next.ciPlanned = [...p.planned];
+            next.ciCreated = [...p.created];
+            break;
+        case 'ci-written':
+            if (!next.ciWritten.some((s) => same(s, p.secret)))
+                next.ciWritten = [...next.ciWritten, p.secret];
+            break;
+        case 'ci-restored':
+            if (!next.ciRestored.some((s) => same(s, p.secret)))
+                next.ciRestored = [...next.ciRestored, p.secret];
+            break;
+        case 'host-launching':
+            next.phase = 'host-launching';
+            next.backupName = p.backupName;
+            break;
+        case 'host-launched':
+            next.phase = 'host-launched';
+            break;
+        case 'host-done':
+            // A follower that stopped without a result saw no end: still launched.
+            if (p.hostResult !== undefined) {
+                next.phase = 'host-done';
+                next.hostResult = p.hostResult;
+            }
+            break;
+        case 'verifying':
+            next.phase = 'verifying';
+            break;
+    }
+    return next;
+}
+/**
+ * Whether a report written now says the true end state: not when the host
+ * sequence was (maybe) started and its end was never seen.
+ */
+function reportIsFinal(state) {
+    return state.phase !== 'host-launching' && state.phase !== 'host-launched';
+}
+/** Holds the run state and saves every change with core.saveState. */
+class StateRecorder {
+    save;
+    state;
+    constructor(init, save = saveState) {
+        this.save = save;
+        this.state = {
+            v: 1,
+            ...init,
+            phase: 'started',
+            ciPlanned: [],
+            ciWritten: [],
+            ciRestored: [],
+            reported: false,
+            final: false
+        };
+        this.flush();
+    }
+    get current() {
+        return this.state;
+    }
+    flush() {
+        this.save(STATE_NAME, JSON.stringify(this.state));
+    }
+    record = (p) => {
+        this.state = advance(this.state, p);
+        this.flush();
+    };
+    issueOpened(issue) {
+        this.state = { ...this.state, issue };
+        this.flush();
+    }
+    reported() {
+        this.state = { ...this.state, reported: true, final: reportIsFinal(this.state) };
+        this.flush();
+    }
+}
+
 // Where the rotated secret names live today: the listed scopes, every other
 // environment of the repository, and the organization secrets it can see.
 // Names only: GitHub never returns a secret's value.
@@ -37973,13 +38091,17 @@ class CiSecrets {
     config;
     outcome;
     octokit;
+    onProgress;
     scopeKeys = [];
     writes = [];
     attempts = [];
-    constructor(config, outcome, octokit) {
+    constructor(config, outcome, octokit, 
+    /** Told of every write as it happens, for the post step (post/state.ts). */
+    onProgress = () => undefined) {
         this.config = config;
         this.outcome = outcome;
         this.octokit = octokit;
+        this.onProgress = onProgress;
     }
     /**
      * Each scope's public key, which scopes hold each name, and the refusals
@@ -38067,8 +38189,16 @@ class CiSecrets {
             name: w.name,
             value: values[byName.get(w.name) ?? '']
         }));
+        this.onProgress({
+            kind: 'ci-writing',
+            planned: this.writes.map(ref),
+            created: this.writes.filter((w) => w.create).map(ref)
+        });
         const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes, {
-            onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+            onWritten: (w) => {
+                this.onProgress({ kind: 'ci-written', secret: ref(w) });
+                info(`${scopeLabel(w.scope)}: ${w.name} updated`);
+            }
         });
         const planned = new Map(this.writes.map((w) => [key(w), w]));
         this.attempts = [
@@ -38138,10 +38268,17 @@ class CiSecrets {
             scope: a.scope,
             name: a.name,
             value: oldValues[byName.get(a.name) ?? ''] ?? ''
-        })), { onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`) });
+        })), {
+            onWritten: (w) => {
+                this.onProgress({ kind: 'ci-restored', secret: ref(w) });
+                info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`);
+            }
+        });
         const removed = await deleteSecrets(this.octokit, c.owner, c.repo, creates);
-        for (const d of removed.deleted)
+        for (const d of removed.deleted) {
+            this.onProgress({ kind: 'ci-restored', secret: ref(d) });
             info(`${scopeLabel(d.scope)}: ${d.name} deleted (this run had created it)`);
+        }
         const undone = new Set([...restored.written, ...removed.deleted].map(key));
         o.restoredSecrets = restored.written.map(ref);
         o.removedSecrets = removed.deleted.map(ref);
@@ -75486,6 +75623,15 @@ class HostSession {
                 ? (channel) => {
                     const stop = () => {
                         channel.close();
+                        // sshd keeps a session channel open until its command exits (it
+                        // ignores signal requests here), and a quiet journal follower
+                        // may loop for minutes: when the channel has not closed within
+                        // a second, end the connection. Callers reconnect as needed.
+                        const timer = setTimeout(() => {
+                            this.closedReason ??= 'closed after an aborted command';
+                            this.ssh.dispose();
+                        }, 1000);
+                        channel.on('close', () => clearTimeout(timer));
                     };
                     if (options.signal?.aborted)
                         stop();
@@ -76198,7 +76344,7 @@ class Rotation {
             warning('mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead');
         }
         const octokit = createOctokit(c.secretsToken);
-        const ci = new CiSecrets(c, this.outcome, octokit);
+        const ci = new CiSecrets(c, this.outcome, octokit, this.context.onProgress);
         this.ci = ci;
         // GitHub and SSH are checked side by side; the host lock comes after both.
         // Each GitHub check runs even when another failed: all problems at once.
@@ -76263,6 +76409,7 @@ class Rotation {
         info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
         info(`Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`);
+        this.context.onProgress?.({ kind: 'preflight-done', envSha256: this.hostState.envSha256 });
         const targets = this.hostState.targets;
         if (!c.recover && targets.length > 0) {
             this.outcome.restartTargets = targets.map((t) => ({
@@ -76321,13 +76468,19 @@ class Rotation {
         const c = this.config;
         const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`;
         const newEnv = this.newEnvText();
+        this.context.onProgress?.({ kind: 'host-launching', backupName });
         await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh));
+        this.context.onProgress?.({ kind: 'host-launched' });
         this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`);
         info(`Host sequence started; following ${c.deployPath}/.rotation/journal`);
         const summary = await host.follow(logJournalEvent, this.context.signal, () => HostSession.connect(c.ssh));
         this.session = host.currentSession;
         this.hostStartedAt = summary.steps[0]?.startedAt;
         absorbSummary(this.outcome, summary);
+        this.context.onProgress?.({
+            kind: 'host-done',
+            hostResult: summary.terminal ? summary.result : undefined
+        });
         if (this.context.signal.aborted && !summary.terminal) {
             const last = summary.steps.at(-1);
             this.outcome.result = 'failed';
@@ -76386,6 +76539,7 @@ class Rotation {
      * (a warning and an unticked line), and `result` stays what the host did.
      */
     async verify() {
+        this.context.onProgress?.({ kind: 'verifying' });
         await group('6. Verify', async () => {
             const state = this.hostState;
             try {
@@ -76617,15 +76771,8 @@ function runContext(signal) {
     const by = `${actor} (${env.GITHUB_EVENT_NAME ?? 'manual'})${runUrl ? ` ${runUrl}` : ''}`.replace(/[^\x20-\x7e]/g, '?');
     return { run: { id: runId.replace(/[^A-Za-z0-9-]/g, ''), by }, runUrl, actor, signal };
 }
-/** One issue per run attempt: the run's identity, hidden in the issue body. */
-function issueMarker(config) {
-    const env = process.env;
-    return env.GITHUB_RUN_ID
-        ? `${config.owner}/${config.repo} run ${env.GITHUB_RUN_ID} attempt ${env.GITHUB_RUN_ATTEMPT ?? '1'}`
-        : `${config.owner}/${config.repo} local run ${randomBytes(6).toString('hex')}`;
-}
 /** Phase 7: the variable, the issue, the summary and the outputs. */
-async function report(config, rotation) {
+async function report(config, rotation, runId, state) {
     const outcome = rotation.outcome;
     await rotation.setRotationDate((name, value) => setRepositoryVariable(createOctokit(config.secretsToken), config.owner, config.repo, name, value));
     if (config.createIssue && !outcome.dryRun) {
@@ -76635,9 +76782,10 @@ async function report(config, rotation) {
                 body: issueBody(outcome),
                 labels: config.issueLabels,
                 assignees: config.issueAssignees,
-                marker: issueMarker(config)
+                marker: runIssueMarker(config.owner, config.repo, runId)
             });
             outcome.issue = { number: issue.number, url: issue.url };
+            state?.issueOpened(outcome.issue);
             for (const warning$1 of issue.warnings)
                 warning(warning$1);
             info(`Issue #${issue.number}: ${issue.url}`);
@@ -76684,9 +76832,18 @@ async function run() {
     };
     process.once('SIGINT', onSignal('SIGINT'));
     process.once('SIGTERM', onSignal('SIGTERM'));
-    const rotation = new Rotation(config, runContext(cancel.signal));
+    const context = runContext(cancel.signal);
+    const rotation = new Rotation(config, context);
+    // For the post step (post.ts), which finishes the report if this step cannot.
+    const state = new StateRecorder({
+        runId: context.run.id,
+        rotatedAt: rotation.outcome.rotatedAt,
+        dryRun: config.dryRun
+    });
+    context.onProgress = state.record;
     const outcome = await rotation.run();
-    await group('7. Report', () => report(config, rotation));
+    await group('7. Report', () => report(config, rotation, context.run.id, state));
+    state.reported();
     if (outcome.result === 'failed' || outcome.result === 'rolled-back') {
         setFailed(`JWT secret rotation ${outcome.result}: ${outcome.failure ?? 'see the log'}. Changed: ${outcome.changed.length > 0 ? outcome.changed.join('; ') : 'nothing'}. Now: ${outcome.stateNow}.${outcome.mismatch ? ` ${outcome.mismatch}` : ''}`);
     }

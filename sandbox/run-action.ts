@@ -29,6 +29,10 @@ export interface ActionRun {
   stderr: string
   outputs: Record<string, string>
   summary: string
+  /** What the step saved with core.saveState (GITHUB_STATE): name → last value. */
+  state: Record<string, string>
+  /** The signals sent, in order, with ms since the start. */
+  signalsSent: Array<{ signal: NodeJS.Signals; atMs: number }>
   durationMs: number
 }
 
@@ -92,6 +96,11 @@ export interface RunOptions {
   onStdout?: (text: string) => void
   /** Sends this signal when a stdout line matches. */
   signalWhen?: { pattern: RegExp; signal: NodeJS.Signals }
+  /**
+   * Cancels the step as the runner does when a stdout line matches: SIGINT,
+   * SIGTERM 7.5 s later, SIGKILL 2.5 s after that (each only while it runs).
+   */
+  cancelWhen?: { pattern: RegExp; sigtermAfterMs?: number; sigkillAfterMs?: number }
   env?: Record<string, string>
 }
 
@@ -102,8 +111,10 @@ export async function runAction(
   const dir = mkdtempSync(path.join(tmpdir(), 'action-run-'))
   const outputFile = path.join(dir, 'output')
   const summaryFile = path.join(dir, 'summary')
+  const stateFile = path.join(dir, 'state')
   writeFileSync(outputFile, '')
   writeFileSync(summaryFile, '')
+  writeFileSync(stateFile, '')
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -117,6 +128,7 @@ export async function runAction(
     GITHUB_EVENT_NAME: 'workflow_dispatch',
     GITHUB_OUTPUT: outputFile,
     GITHUB_STEP_SUMMARY: summaryFile,
+    GITHUB_STATE: stateFile,
     RUNNER_TEMP: dir,
     ...options.env
   }
@@ -131,6 +143,15 @@ export async function runAction(
   let stdout = ''
   let stderr = ''
   let signalled = false
+  let exited = false
+  const signalsSent: ActionRun['signalsSent'] = []
+  const timers: NodeJS.Timeout[] = []
+  const send = (signal: NodeJS.Signals): void => {
+    if (exited) return
+    signalsSent.push({ signal, atMs: Date.now() - started })
+    child.kill(signal)
+  }
+  child.on('exit', () => (exited = true))
   child.stdout.on('data', (chunk: Buffer) => {
     const text = chunk.toString('utf8')
     stdout += text
@@ -139,11 +160,20 @@ export async function runAction(
       signalled = true
       child.kill(options.signalWhen.signal)
     }
+    if (!signalled && options.cancelWhen && options.cancelWhen.pattern.test(stdout)) {
+      signalled = true
+      const term = options.cancelWhen.sigtermAfterMs ?? 7500
+      const kill = term + (options.cancelWhen.sigkillAfterMs ?? 2500)
+      send('SIGINT')
+      timers.push(setTimeout(() => send('SIGTERM'), term))
+      timers.push(setTimeout(() => send('SIGKILL'), kill))
+    }
   })
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
     child.on('close', (c, s) => resolve([c, s]))
   )
+  for (const timer of timers) clearTimeout(timer)
   const run: ActionRun = {
     code,
     signal,
@@ -151,6 +181,8 @@ export async function runAction(
     stderr,
     outputs: parseOutputs(readFileSync(outputFile, 'utf8')),
     summary: readFileSync(summaryFile, 'utf8'),
+    state: parseOutputs(readFileSync(stateFile, 'utf8')),
+    signalsSent,
     durationMs: Date.now() - started
   }
   rmSync(dir, { recursive: true, force: true })

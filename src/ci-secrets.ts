@@ -16,6 +16,7 @@ import {
 } from './github/secrets.js'
 import { checkToken, expiryWarning } from './github/token.js'
 import type { Outcome, SecretRef } from './outcome.js'
+import type { Progress } from './post/state.js'
 
 type Attempt = PlannedWrite & { state: 'written' | 'ambiguous'; error?: string }
 
@@ -37,7 +38,9 @@ export class CiSecrets {
   constructor(
     private readonly config: Config,
     private readonly outcome: Outcome,
-    private readonly octokit: Octokit
+    private readonly octokit: Octokit,
+    /** Told of every write as it happens, for the post step (post/state.ts). */
+    private readonly onProgress: (progress: Progress) => void = () => undefined
   ) {}
 
   /**
@@ -126,8 +129,16 @@ export class CiSecrets {
       name: w.name,
       value: values[byName.get(w.name) ?? '']
     }))
+    this.onProgress({
+      kind: 'ci-writing',
+      planned: this.writes.map(ref),
+      created: this.writes.filter((w) => w.create).map(ref)
+    })
     const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes, {
-      onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+      onWritten: (w) => {
+        this.onProgress({ kind: 'ci-written', secret: ref(w) })
+        core.info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+      }
     })
     const planned = new Map(this.writes.map((w) => [key(w), w]))
     this.attempts = [
@@ -211,11 +222,18 @@ export class CiSecrets {
         name: a.name,
         value: oldValues[byName.get(a.name) ?? ''] ?? ''
       })),
-      { onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`) }
+      {
+        onWritten: (w) => {
+          this.onProgress({ kind: 'ci-restored', secret: ref(w) })
+          core.info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
+        }
+      }
     )
     const removed = await deleteSecrets(this.octokit, c.owner, c.repo, creates)
-    for (const d of removed.deleted)
+    for (const d of removed.deleted) {
+      this.onProgress({ kind: 'ci-restored', secret: ref(d) })
       core.info(`${scopeLabel(d.scope)}: ${d.name} deleted (this run had created it)`)
+    }
 
     const undone = new Set([...restored.written, ...removed.deleted].map(key))
     o.restoredSecrets = restored.written.map(ref)

@@ -2,12 +2,13 @@ import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
 import { readConfig, type Config } from './config.js'
 import { createOctokit, describeError } from './github/client.js'
-import { openIssue } from './github/issue.js'
+import { openIssue, runIssueMarker } from './github/issue.js'
 import { setRepositoryVariable } from './github/variables.js'
 import type { Outcome } from './outcome.js'
 import { issueBody, issueTitle } from './report/issue.js'
 import { setOutputs } from './report/outputs.js'
 import { writeJobSummary } from './report/summary.js'
+import { StateRecorder } from './post/state.js'
 import { Rotation, type RunContext } from './rotation.js'
 import { applyScheduleGuard, readMinAgeDays } from './schedule-guard.js'
 
@@ -26,16 +27,13 @@ function runContext(signal: AbortSignal): RunContext {
   return { run: { id: runId.replace(/[^A-Za-z0-9-]/g, ''), by }, runUrl, actor, signal }
 }
 
-/** One issue per run attempt: the run's identity, hidden in the issue body. */
-function issueMarker(config: Config): string {
-  const env = process.env
-  return env.GITHUB_RUN_ID
-    ? `${config.owner}/${config.repo} run ${env.GITHUB_RUN_ID} attempt ${env.GITHUB_RUN_ATTEMPT ?? '1'}`
-    : `${config.owner}/${config.repo} local run ${randomBytes(6).toString('hex')}`
-}
-
 /** Phase 7: the variable, the issue, the summary and the outputs. */
-async function report(config: Config, rotation: Rotation): Promise<Outcome> {
+async function report(
+  config: Config,
+  rotation: Rotation,
+  runId: string,
+  state?: StateRecorder
+): Promise<Outcome> {
   const outcome = rotation.outcome
   await rotation.setRotationDate((name, value) =>
     setRepositoryVariable(
@@ -53,9 +51,10 @@ async function report(config: Config, rotation: Rotation): Promise<Outcome> {
         body: issueBody(outcome),
         labels: config.issueLabels,
         assignees: config.issueAssignees,
-        marker: issueMarker(config)
+        marker: runIssueMarker(config.owner, config.repo, runId)
       })
       outcome.issue = { number: issue.number, url: issue.url }
+      state?.issueOpened(outcome.issue)
       for (const warning of issue.warnings) core.warning(warning)
       core.info(`Issue #${issue.number}: ${issue.url}`)
     } catch (error) {
@@ -102,9 +101,18 @@ export async function run(): Promise<void> {
   process.once('SIGINT', onSignal('SIGINT'))
   process.once('SIGTERM', onSignal('SIGTERM'))
 
-  const rotation = new Rotation(config, runContext(cancel.signal))
+  const context = runContext(cancel.signal)
+  const rotation = new Rotation(config, context)
+  // For the post step (post.ts), which finishes the report if this step cannot.
+  const state = new StateRecorder({
+    runId: context.run.id,
+    rotatedAt: rotation.outcome.rotatedAt,
+    dryRun: config.dryRun
+  })
+  context.onProgress = state.record
   const outcome = await rotation.run()
-  await core.group('7. Report', () => report(config, rotation))
+  await core.group('7. Report', () => report(config, rotation, context.run.id, state))
+  state.reported()
 
   if (outcome.result === 'failed' || outcome.result === 'rolled-back') {
     core.setFailed(

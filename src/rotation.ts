@@ -19,6 +19,7 @@ import { HostSession } from './host/ssh.js'
 import { hostPlanLines } from './host/dry-run.js'
 import { restartLine } from './host/targeted-plan.js'
 import type { Outcome } from './outcome.js'
+import type { Progress } from './post/state.js'
 import { generateSecret } from './secrets/generate.js'
 import { verificationOf, verifyRotation } from './verify/run.js'
 import { forwardingRefusal } from './verify/tunnel-http.js'
@@ -29,6 +30,8 @@ export interface RunContext {
   actor: string
   signal: AbortSignal
   now?: () => Date
+  /** Told each step that changes what the post step would have to finish (post/state.ts). */
+  onProgress?: (progress: Progress) => void
 }
 
 function mask(value: string): void {
@@ -154,7 +157,7 @@ export class Rotation {
       )
     }
     const octokit = createOctokit(c.secretsToken)
-    const ci = new CiSecrets(c, this.outcome, octokit)
+    const ci = new CiSecrets(c, this.outcome, octokit, this.context.onProgress)
     this.ci = ci
     // GitHub and SSH are checked side by side; the host lock comes after both.
     // Each GitHub check runs even when another failed: all problems at once.
@@ -233,6 +236,7 @@ export class Rotation {
     core.info(
       `Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`
     )
+    this.context.onProgress?.({ kind: 'preflight-done', envSha256: this.hostState.envSha256 })
     const targets = this.hostState.targets
     if (!c.recover && targets.length > 0) {
       this.outcome.restartTargets = targets.map((t) => ({
@@ -299,7 +303,9 @@ export class Rotation {
     const c = this.config
     const backupName = `${c.envFile}.backup.${backupStamp(this.outcome.rotatedAt)}`
     const newEnv = this.newEnvText()
+    this.context.onProgress?.({ kind: 'host-launching', backupName })
     await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh))
+    this.context.onProgress?.({ kind: 'host-launched' })
     this.outcome.changed.push(
       `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`
     )
@@ -310,6 +316,10 @@ export class Rotation {
     this.session = host.currentSession
     this.hostStartedAt = summary.steps[0]?.startedAt
     absorbSummary(this.outcome, summary)
+    this.context.onProgress?.({
+      kind: 'host-done',
+      hostResult: summary.terminal ? summary.result : undefined
+    })
     if (this.context.signal.aborted && !summary.terminal) {
       const last = summary.steps.at(-1)
       this.outcome.result = 'failed'
@@ -372,6 +382,7 @@ export class Rotation {
    * (a warning and an unticked line), and `result` stays what the host did.
    */
   private async verify(): Promise<void> {
+    this.context.onProgress?.({ kind: 'verifying' })
     await core.group('6. Verify', async () => {
       const state = this.hostState as HostState
       try {

@@ -40,7 +40,7 @@ interface Workflow {
 const action = parse(readFileSync(join(root, 'action.yml'), 'utf8')) as {
   name?: string
   description?: string
-  runs?: { using?: string; main?: string }
+  runs?: { using?: string; main?: string; post?: string; 'post-if'?: string }
   inputs: Record<string, { description?: string; required?: boolean; default?: unknown }>
   outputs: Record<string, { description?: string }>
 }
@@ -96,8 +96,13 @@ describe('action.yml', () => {
     expect(action.description?.trim().length ?? 0).toBeGreaterThan(20)
   })
 
-  it('runs dist/index.js on node24', () => {
-    expect(action.runs).toEqual({ using: 'node24', main: 'dist/index.js' })
+  it('runs dist/index.js on node24, and dist/post.js as a post step that always runs', () => {
+    expect(action.runs).toEqual({
+      using: 'node24',
+      main: 'dist/index.js',
+      post: 'dist/post.js',
+      'post-if': 'always()'
+    })
   })
 
   it.each(Object.keys(action.inputs))('input %s has a description and a sane default', (name) => {

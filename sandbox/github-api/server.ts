@@ -50,6 +50,8 @@ export interface StandIn {
     body: string
     labels: string[]
     assignees: string[]
+    /** How many times PATCH changed it. */
+    updates?: number
   }>
   labels: Set<string>
   requests: Array<{ method: string; path: string; status: number }>
@@ -127,7 +129,7 @@ function permissionFor(route: Route): Permission | undefined {
   if (t.includes('/actions/secrets') || t.endsWith('/actions/organization-secrets'))
     return 'secrets'
   if (t.includes('/actions/variables')) return 'variables'
-  if (t.endsWith('/issues')) return 'issues'
+  if (t.endsWith('/issues') || t.endsWith('/issues/{issue_number}')) return 'issues'
   if (t.endsWith('/environments/{environment_name}') || t.endsWith('/environments'))
     return 'environments'
   return undefined
@@ -358,6 +360,14 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
       }
       issues.push(record)
       return { status: 201, body: issueBody(record), headers: { location: issueApiUrl(number) } }
+    },
+    'PATCH /repos/{owner}/{repo}/issues/{issue_number}': (route, body) => {
+      const record = issues.find((i) => String(i.number) === route.params.issue_number)
+      if (record === undefined) throw notFound()
+      if (typeof body.title === 'string') record.title = body.title
+      if (typeof body.body === 'string') record.body = body.body
+      record.updates = (record.updates ?? 0) + 1
+      return { status: 200, body: issueBody(record) }
     }
   }
 

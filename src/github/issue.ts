@@ -24,6 +24,11 @@ export interface OpenIssueOptions {
   backoffMs?: number
 }
 
+/** A run's identity as its issue carries it: main and post steps derive the same one. */
+export function runIssueMarker(owner: string, repo: string, runId: string): string {
+  return `${owner}/${repo} run ${runId}`
+}
+
 /** The hidden line that marks a run's issue. */
 export function markerComment(marker: string): string {
   return `<!-- rotate-jwt-secrets: ${marker.replace(/--+/g, '-')} -->`

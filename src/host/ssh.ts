@@ -100,6 +100,15 @@ export class HostSession {
         ? (channel: ClientChannel) => {
             const stop = (): void => {
               channel.close()
+              // sshd keeps a session channel open until its command exits (it
+              // ignores signal requests here), and a quiet journal follower
+              // may loop for minutes: when the channel has not closed within
+              // a second, end the connection. Callers reconnect as needed.
+              const timer = setTimeout(() => {
+                this.closedReason ??= 'closed after an aborted command'
+                this.ssh.dispose()
+              }, 1000)
+              channel.on('close', () => clearTimeout(timer))
             }
             if (options.signal?.aborted) stop()
             options.signal?.addEventListener('abort', stop, { once: true })
