@@ -132,7 +132,7 @@ const SYSTEM_DIRS = {
 }
 
 /** Everything needed to find and tear down a sandbox, persisted in <workDir>/sandbox-state.json (0600). */
-interface State {
+export interface State {
   workDir: string
   ownDocker: boolean
   dockerHost: string
@@ -150,6 +150,8 @@ interface State {
   admin: Credentials
   user: Credentials
   postgres: { user: string; password: string; db: string }
+  /** The engine is a single-node Swarm (sandbox/swarm.ts): left before the engine stops. */
+  swarm?: boolean
   /** Seed values for the pristine state (filled once the stack is up). */
   pristine?: {
     files: Record<string, { mode: number; sha256: string }>
@@ -663,6 +665,11 @@ function teardownSync(state: State, log: (line: string) => void = () => {}) {
     killTree(state.watchdogPid, 1000)
   if (state.ownDocker) {
     if (alive(state.dockerdPid)) {
+      if (state.swarm) {
+        spawnSync(DOCKER_CLI, ['swarm', 'leave', '--force'], { env, timeout: 30000, stdio: 'ignore' })
+        // A bridge interface would outlive the engine in the host's network namespace.
+        spawnSync(DOCKER_CLI, ['network', 'rm', 'docker_gwbridge'], { env, timeout: 15000, stdio: 'ignore' })
+      }
       const ids = spawnSync(DOCKER_CLI, ['ps', '-aq'], { env, encoding: 'utf8', timeout: 15000 })
         .stdout?.split('\n')
         .filter(Boolean)
@@ -1385,4 +1392,25 @@ function makeSandbox(
     }
   }
   return sandbox
+}
+
+// The building blocks sandbox/swarm.ts reuses for its Swarm bed.
+export {
+  APP_DIR,
+  DOCKER_CLI,
+  IMAGE,
+  PG_BIN,
+  buildEnv,
+  buildRootfsTar,
+  freePorts,
+  hostDirsToMount,
+  httpRequest,
+  mustRun,
+  sha256,
+  startDockerd,
+  startSshd,
+  startWatchdog,
+  teardownSync,
+  waitFor,
+  writeState
 }

@@ -14,7 +14,7 @@ import {
 } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
 import type { JournalEvent } from './host/journal.js'
-import { backupStamp, envFilePath, retireAfterMs, stepsFor, type HostMode } from './host/plan.js'
+import { backupStamp, envFilePath, retireAfterMs, type HostMode } from './host/plan.js'
 import {
   HostRotation,
   textOf,
@@ -24,6 +24,7 @@ import {
 } from './host/sequence.js'
 import { HostSession } from './host/ssh.js'
 import { restartLine, targetedCommands } from './host/targeted-plan.js'
+import { hostSteps, swarmCommands, swarmRestartLine, swarmRollbackLine } from './host/swarm.js'
 import type { HostStep, Outcome, SecretRef } from './outcome.js'
 import { generateSecret } from './secrets/generate.js'
 import { verificationOf, verifyRotation } from './verify/run.js'
@@ -244,7 +245,11 @@ export class Rotation {
         service: t.service,
         why: t.reasons.join('; ')
       }))
-      core.info(restartLine(c.restart, targets))
+      core.info(
+        c.target === 'swarm'
+          ? swarmRestartLine(c.stackName, targets)
+          : restartLine(c.restart, targets)
+      )
     }
   }
 
@@ -287,10 +292,16 @@ export class Rotation {
         db: state.postgresDb
       })
     )
-    for (const step of stepsFor(this.hostMode, c.restart))
-      plan.push(`host: ${step}: ${commands[step]}`)
+    if (c.target === 'swarm')
+      Object.assign(
+        commands,
+        swarmCommands(c, state.targets, { user: state.postgresUser, db: state.postgresDb })
+      )
+    for (const step of hostSteps(c, this.hostMode)) plan.push(`host: ${step}: ${commands[step]}`)
     plan.push(
-      `on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`
+      c.target === 'swarm'
+        ? swarmRollbackLine()
+        : `on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`
     )
     for (const line of plan) core.info(line)
     this.outcome.plan = plan
@@ -376,7 +387,7 @@ export class Rotation {
     const newEnv = this.newEnvText()
     await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh))
     this.outcome.changed.push(
-      `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`
+      `host sequence started on ${c.ssh.host} (${hostSteps(c, this.hostMode).join(' → ')})`
     )
     core.info(`Host sequence started; following ${c.deployPath}/.rotation/journal`)
     const summary = await host.follow(
