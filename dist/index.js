@@ -29102,6 +29102,14 @@ function warning(message, properties = {}) {
     issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
+ * Adds a notice issue
+ * @param message notice issue message. Errors will be converted to string via toString()
+ * @param properties optional properties to add to the annotation.
+ */
+function notice(message, properties = {}) {
+    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+/**
  * Writes info to log with console.log.
  * @param message info message
  */
@@ -29382,6 +29390,12 @@ function readConfig(read) {
         throw new ConfigError('environments', 'lists an environment twice');
     }
     const repositorySecrets = bool$2(read, 'repository-secrets', true);
+    const createMissing = bool$2(read, 'create-missing', false);
+    const ignoreEnvironments = splitList(read('ignore-environments'));
+    const both = ignoreEnvironments.filter((e) => environments.some((l) => l.toLowerCase() === e.toLowerCase()));
+    if (both.length > 0) {
+        throw new ConfigError('ignore-environments', `names ${both.join(', ')}, which environments lists too: an environment is either rotated or ignored`);
+    }
     const deployPath = required(read, 'deploy-path').replace(/(.)\/+$/, '$1');
     if (!deployPath.startsWith('/') || !PATH_SEGMENT_SAFE.test(deployPath)) {
         throw new ConfigError('deploy-path', `expected an absolute path on the host, got "${deployPath}"`);
@@ -29423,6 +29437,8 @@ function readConfig(read) {
         repo: repoMatch[2],
         environments,
         repositorySecrets,
+        createMissing,
+        ignoreEnvironments,
         keys: parseKeys(read('keys') || 'JWT_SECRET,JWT_REFRESH_SECRET'),
         secretBytes: integer(read, 'secret-bytes', 64, 32, 1024),
         ssh: {
@@ -36922,14 +36938,14 @@ async function writeSecrets(octokit, owner, repo, keys, writes, opts = {}) {
     const writeOne = async (write) => {
         const key = byScope.get(scopeLabel(write.scope));
         if (key === undefined) {
-            throw new Error(`no public key for ${scopeLabel(write.scope)} (it was not preflighted)`);
+            throw new NotSent(`no public key for ${scopeLabel(write.scope)} (it was not preflighted)`);
         }
         let encrypted;
         try {
             encrypted = await sealSecret(write.value, key.key);
         }
         catch (error) {
-            throw new Error(`sealing failed: ${error.message}`);
+            throw new NotSent(`sealing failed: ${error.message}`);
         }
         const body = {
             owner,
@@ -36955,11 +36971,11 @@ async function writeSecrets(octokit, owner, repo, keys, writes, opts = {}) {
                 outcome[index] = { ok: true };
             }
             catch (error) {
+                const notSent = error instanceof NotSent;
                 outcome[index] = {
                     ok: false,
-                    error: errorStatus(error) === undefined && error instanceof Error && !('response' in error)
-                        ? error.message
-                        : writeError(write, error)
+                    error: notSent ? error.message : writeError(write, error),
+                    ambiguous: !notSent && isAmbiguous(error)
                 };
                 continue;
             }
@@ -36980,23 +36996,117 @@ async function writeSecrets(octokit, owner, repo, keys, writes, opts = {}) {
         if (o.ok)
             result.written.push({ scope: write.scope, name: write.name });
         else
-            result.failed.push({ scope: write.scope, name: write.name, error: o.error });
+            result.failed.push({
+                scope: write.scope,
+                name: write.name,
+                error: o.error,
+                ambiguous: o.ambiguous
+            });
     });
+    return result;
+}
+/** A write that failed before any request was sent. */
+class NotSent extends Error {
+}
+/**
+ * Whether a failed request may still have been applied: no answer at all
+ * (reset, timeout) or a server error. A 4xx is GitHub refusing it.
+ */
+function isAmbiguous(error) {
+    const status = errorStatus(error);
+    if (status === undefined)
+        return true;
+    return status >= 500 || status === 408;
+}
+/**
+ * Deletes secrets this run created. A secret that is already gone (404)
+ * counts as deleted: the scope is back to holding no such name.
+ */
+async function deleteSecrets(octokit, owner, repo, list) {
+    const result = { deleted: [], failed: [] };
+    for (const item of list) {
+        try {
+            if (item.scope.kind === 'repository') {
+                await octokit.request('DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
+                    owner,
+                    repo,
+                    secret_name: item.name
+                });
+            }
+            else {
+                await octokit.request('DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}', { owner, repo, environment_name: item.scope.name, secret_name: item.name });
+            }
+            result.deleted.push(item);
+        }
+        catch (error) {
+            if (errorStatus(error) === 404)
+                result.deleted.push(item);
+            else
+                result.failed.push({
+                    ...item,
+                    error: describeError(error),
+                    ambiguous: isAmbiguous(error)
+                });
+        }
+    }
     return result;
 }
 
 // The rotation report issue.
-async function openIssue(octokit, owner, repo, input) {
+/** The hidden line that marks a run's issue. */
+function markerComment(marker) {
+    return `<!-- rotate-jwt-secrets: ${marker.replace(/--+/g, '-')} -->`;
+}
+/** This run's issue, if an earlier attempt created it although its answer was lost. */
+async function findMarkedIssue(octokit, owner, repo, marker) {
+    const comment = markerComment(marker);
+    const recent = await octokit.request('GET /repos/{owner}/{repo}/issues', {
+        owner,
+        repo,
+        state: 'all',
+        sort: 'created',
+        direction: 'desc',
+        per_page: 50
+    });
+    return recent.data.find((issue) => (issue.body ?? '').includes(comment));
+}
+async function openIssue(octokit, owner, repo, input, options = {}) {
     const labels = input.labels ?? [];
     const assignees = input.assignees ?? [];
-    const create = (withAssignees) => octokit.request('POST /repos/{owner}/{repo}/issues', {
+    const body = input.marker ? `${input.body}\n\n${markerComment(input.marker)}` : input.body;
+    const attempts = Math.max(1, options.attempts ?? 3);
+    const backoffMs = options.backoffMs ?? 1000;
+    const post = (withAssignees) => octokit.request('POST /repos/{owner}/{repo}/issues', {
         owner,
         repo,
         title: input.title,
-        body: input.body,
+        body,
         ...(labels.length > 0 ? { labels } : {}),
-        ...(withAssignees && assignees.length > 0 ? { assignees } : {})
+        ...(withAssignees && assignees.length > 0 ? { assignees } : {}),
+        // Retried here, not by the retry plugin: a lost answer may hide a
+        // created issue, which must be found before posting again.
+        request: { retries: 0 }
     });
+    const create = async (withAssignees) => {
+        for (let attempt = 1;; attempt++) {
+            try {
+                return (await post(withAssignees)).data;
+            }
+            catch (error) {
+                if (!isAmbiguous(error) || attempt >= attempts)
+                    throw error;
+                warning(`opening the report issue: ${describeError(error)}; looking for it before trying again (attempt ${attempt + 1} of ${attempts})`);
+                await new Promise((r) => setTimeout(r, attempt * attempt * backoffMs));
+                if (input.marker) {
+                    const found = await findMarkedIssue(octokit, owner, repo, input.marker).catch(() => undefined);
+                    if (found) {
+                        info(`the issue had been opened after all (#${found.number}): reusing it`);
+                        return found;
+                    }
+                }
+            }
+        }
+    };
     const warnings = [];
     let response;
     try {
@@ -37018,7 +37128,7 @@ async function openIssue(octokit, owner, repo, input) {
             : '';
         throw new Error(`opening the report issue in ${owner}/${repo} failed: ${describeError(error)}${hint}; no issue was opened`);
     }
-    return { number: response.data.number, url: response.data.html_url, warnings };
+    return { number: response.number, url: response.html_url, warnings };
 }
 /**
  * The report must be able to land: the issue token sees the repository and
@@ -37254,6 +37364,14 @@ function ciItem(o, text) {
             reason: `${plural(unrestored.length, 'CI secret')} could not be restored to the previous value (${refs(unrestored)}): CI and production disagree`
         };
     }
+    const unknown = o.unknownSecrets ?? [];
+    if (unknown.length > 0) {
+        return {
+            text,
+            done: false,
+            reason: `${plural(unknown.length, 'CI secret')} in an unknown state (${refs(unknown)}): a write's answer was lost`
+        };
+    }
     if (o.refused && o.refused.length > 0) {
         return { text, done: false, reason: 'not run: refused by preflight; no CI secret was written' };
     }
@@ -37262,8 +37380,12 @@ function ciItem(o, text) {
     }
     if (o.result === 'rolled-back' || o.result === 'failed') {
         const what = o.result === 'rolled-back' ? 'rotation rolled back' : 'rotation failed';
-        if (o.restoredSecrets.length > 0) {
-            return { text, done: false, reason: `${what}; CI secrets restored to the previous values` };
+        if (o.restoredSecrets.length > 0 || (o.removedSecrets ?? []).length > 0) {
+            return {
+                text,
+                done: false,
+                reason: `${what}; CI secrets restored to the previous values${(o.removedSecrets ?? []).length > 0 ? ' (the ones this run created deleted)' : ''}`
+            };
         }
         if (o.updatedSecrets.length > 0) {
             return {
@@ -37492,7 +37614,11 @@ function renderHostSteps(o) {
 function renderSecrets(o) {
     const parts = ['## CI secrets written'];
     if (o.updatedSecrets.length > 0) {
-        parts.push(table(['Scope', 'Name'], o.updatedSecrets.map((s) => [inline(s.scope), code(s.name)])));
+        const created = new Set((o.createdSecrets ?? []).map((s) => `${s.scope}/${s.name}`));
+        parts.push(table(['Scope', 'Name'], o.updatedSecrets.map((s) => [
+            inline(s.scope),
+            `${code(s.name)}${created.has(`${s.scope}/${s.name}`) ? ' (created)' : ''}`
+        ])));
     }
     else {
         parts.push(o.restoredSecrets.length > 0 || o.unrestoredSecrets.length > 0
@@ -37501,6 +37627,27 @@ function renderSecrets(o) {
     }
     if (o.restoredSecrets.length > 0) {
         parts.push(['**Restored to the previous values:**', ...o.restoredSecrets.map((s) => `- ${ref$1(s)}`)].join('\n'));
+    }
+    if (o.removedSecrets && o.removedSecrets.length > 0) {
+        parts.push([
+            '**Created by this run, deleted again:**',
+            ...o.removedSecrets.map((s) => `- ${ref$1(s)}`)
+        ].join('\n'));
+    }
+    if (o.unknownSecrets && o.unknownSecrets.length > 0) {
+        parts.push(alert('CAUTION', [
+            `**State UNKNOWN: the answer to ${o.unknownSecrets.length === 1 ? 'this write' : 'these writes'} was lost, so ${o.unknownSecrets.length === 1 ? 'it' : 'each'} may hold the new value or the old one; check the secret's "updated" time in Settings:**`,
+            ...o.unknownSecrets.map((s) => `- ${ref$1(s)}: ${inline(s.error)}`)
+        ]));
+    }
+    if (o.skippedScopes && o.skippedScopes.length > 0) {
+        parts.push(['**Skipped:**', ...o.skippedScopes.map((line) => `- ${inline(line)}`)].join('\n'));
+    }
+    if (o.ignoredEnvironments && o.ignoredEnvironments.length > 0) {
+        parts.push([
+            "**Left alone (ignore-environments: another app's secret of the same name):**",
+            ...o.ignoredEnvironments.map((e) => `- ${inline(e)}`)
+        ].join('\n'));
     }
     if (o.unrestoredSecrets.length > 0) {
         parts.push(alert('CAUTION', [
@@ -37643,6 +37790,451 @@ async function writeJobSummary(o) {
     }
     catch (error) {
         warning(`Job summary not written: ${error instanceof Error ? error.message : String(error)}`);
+    }
+}
+
+// Where the rotated secret names live today: the listed scopes, every other
+// environment of the repository, and the organization secrets it can see.
+// Names only: GitHub never returns a secret's value.
+async function secretNames(octokit, owner, repo, scope) {
+    const list = scope.kind === 'repository'
+        ? await octokit.paginate('GET /repos/{owner}/{repo}/actions/secrets', {
+            owner,
+            repo,
+            per_page: 100
+        })
+        : await octokit.paginate('GET /repos/{owner}/{repo}/environments/{environment_name}/secrets', {
+            owner,
+            repo,
+            environment_name: scope.name,
+            per_page: 100
+        });
+    return new Set(list.map((s) => s.name.toUpperCase()));
+}
+function listProblem(what, permission, error) {
+    const status = errorStatus(error);
+    if (status === 401)
+        return `${what}: the token was rejected (401 Bad credentials)`;
+    if (isRateLimited(error))
+        return `${what}: GitHub's rate limit, retries ran out (${describeError(error)})`;
+    if (status === 403) {
+        return `${what}: access refused (403): the token lacks the "${permission}" repository permission (read), which the check for stale copies needs`;
+    }
+    return `${what}: ${describeError(error)}`;
+}
+/**
+ * Reads which scopes hold the rotated names. Throws GitHubPreflightError
+ * listing every list that could not be read: a place that cannot be checked
+ * could hold a stale copy, so it is never assumed empty.
+ */
+async function readInventory(octokit, owner, repo, listed, names, ignoreEnvironments) {
+    const rotated = new Set(names.map((n) => n.toUpperCase()));
+    const problems = [];
+    const inventory = {
+        held: new Map(),
+        unlisted: [],
+        ignored: [],
+        organization: []
+    };
+    const listedEnvironments = new Set(listed.flatMap((s) => (s.kind === 'environment' ? [s.name.toLowerCase()] : [])));
+    const ignored = new Set(ignoreEnvironments.map((e) => e.toLowerCase()));
+    const listedScopes = listed.map(async (scope) => {
+        try {
+            const held = await secretNames(octokit, owner, repo, scope);
+            inventory.held.set(scopeLabel(scope), new Set([...rotated].filter((n) => held.has(n))));
+        }
+        catch (error) {
+            problems.push(listProblem(`listing the secrets of ${scopeLabel(scope)}`, scope.kind === 'repository' ? 'Secrets' : 'Environments', error));
+        }
+    });
+    const otherEnvironments = (async () => {
+        let environments;
+        try {
+            environments = (await octokit.paginate('GET /repos/{owner}/{repo}/environments', {
+                owner,
+                repo,
+                per_page: 100
+            }));
+        }
+        catch (error) {
+            problems.push(listProblem(`listing the environments of ${owner}/${repo}`, 'Environments', error));
+            return;
+        }
+        await Promise.all(environments
+            .filter((e) => !listedEnvironments.has(e.name.toLowerCase()))
+            .map(async (e) => {
+            try {
+                const held = await secretNames(octokit, owner, repo, {
+                    kind: 'environment',
+                    name: e.name
+                });
+                const found = [...rotated].filter((n) => held.has(n));
+                if (found.length === 0)
+                    return;
+                const entry = { environment: e.name, names: found };
+                if (ignored.has(e.name.toLowerCase()))
+                    inventory.ignored.push(entry);
+                else
+                    inventory.unlisted.push(entry);
+            }
+            catch (error) {
+                problems.push(listProblem(`listing the secrets of the unlisted environment ${e.name}`, 'Environments', error));
+            }
+        }));
+    })();
+    const organization = (async () => {
+        try {
+            const secrets = (await octokit.paginate('GET /repos/{owner}/{repo}/actions/organization-secrets', { owner, repo, per_page: 100 }));
+            inventory.organization = secrets
+                .map((s) => s.name.toUpperCase())
+                .filter((n) => rotated.has(n));
+        }
+        catch (error) {
+            // A repository owned by a user has no organization secrets.
+            if (errorStatus(error) === 404)
+                return;
+            problems.push(listProblem(`listing the organization secrets visible to ${owner}/${repo}`, 'Secrets', error));
+        }
+    })();
+    await Promise.all([...listedScopes, otherEnvironments, organization]);
+    if (problems.length > 0)
+        throw new GitHubPreflightError(problems);
+    const byName = (a, b) => a.environment.localeCompare(b.environment);
+    inventory.unlisted.sort(byName);
+    inventory.ignored.sort(byName);
+    return inventory;
+}
+
+// Which CI secrets a rotation writes (pure): only where a name already lives,
+// unless create-missing; and no copy of a rotated name may stay behind where
+// a deploy would read it.
+function planPlacement(input) {
+    const { scopes, inventory, createMissing, repository } = input;
+    const writes = [];
+    const notices = [];
+    const problems = [];
+    const names = input.names.map((n) => n.toUpperCase());
+    for (const scope of scopes) {
+        const held = inventory.held.get(scopeLabel(scope)) ?? new Set();
+        const missing = [];
+        for (const name of names) {
+            if (held.has(name))
+                writes.push({ scope, name, create: false });
+            else if (createMissing)
+                writes.push({ scope, name, create: true });
+            else
+                missing.push(name);
+        }
+        if (missing.length > 0) {
+            notices.push(`${scopeLabel(scope)} holds no ${missing.join(', ')}: skipped there (create-missing is false, so no secret is created where none was)`);
+        }
+    }
+    for (const name of names) {
+        if (writes.some((w) => w.name === name))
+            continue;
+        problems.push(`${name} is held by none of the listed scopes (${scopes.map(scopeLabel).join(', ')}), so the new value would reach no deployment: list the environment that holds it in environments, or set create-missing: true for a first set-up`);
+    }
+    for (const { environment, names: held } of inventory.unlisted) {
+        problems.push(`environment ${environment} holds ${held.join(', ')} but is not listed in environments: a deploy from it would push the old value back. List it in environments, or name it in ignore-environments when it holds another app's secret`);
+    }
+    for (const name of inventory.organization) {
+        const repositoryWrites = writes.some((w) => w.scope.kind === 'repository' && w.name === name);
+        if (repositoryWrites)
+            continue;
+        problems.push(`organization secret ${name} is visible to ${repository}, and the repository holds no ${name} of its own that this run updates, so every job outside the listed environments reads the organization's old value: give the repository its own copy (repository-secrets: true with create-missing: true), or remove ${repository} from that organization secret's repositories`);
+    }
+    return { writes, notices, problems };
+}
+
+// The secrets token's remaining life, where GitHub reports it, and a check
+// that it still works before compensation depends on it.
+/**
+ * GitHub's `github-authentication-token-expiration` header, e.g.
+ * "2026-12-05 09:12:00 UTC" or "2026-12-05 09:12:00 -0700".
+ */
+function parseTokenExpiry(header) {
+    if (header === undefined)
+        return undefined;
+    const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2})?)\s*(UTC|Z|[+-]\d{2}:?\d{2})?$/.exec(header.trim());
+    if (!m)
+        return undefined;
+    const zone = m[3] === undefined || m[3] === 'UTC' || m[3] === 'Z'
+        ? 'Z'
+        : m[3].replace(/^([+-]\d{2}):?(\d{2})$/, '$1:$2');
+    const time = m[2].length === 5 ? `${m[2]}:00` : m[2];
+    const date = new Date(`${m[1]}T${time}${zone}`);
+    return Number.isNaN(date.getTime()) ? undefined : date;
+}
+/** A warning when the token may expire before the run's worst case ends. */
+function expiryWarning(expiresAt, now, worstCaseSeconds) {
+    if (expiresAt === undefined)
+        return undefined;
+    const left = Math.floor((expiresAt.getTime() - now.getTime()) / 1000);
+    if (left >= worstCaseSeconds)
+        return undefined;
+    const minutes = (s) => `${Math.max(0, Math.round(s / 60))} min`;
+    return `secrets-token expires at ${expiresAt.toISOString()} (in ${minutes(left)}), before this run's worst case ends (${minutes(worstCaseSeconds)}: every host step and the rollback at their timeouts): if it expires first, the CI secrets cannot be written back after a rollback. Use a token that lives longer (a GitHub App token lasts 1 hour from when it was created) or lower health-timeout`;
+}
+/** One cheap authenticated read: is the token still accepted, and until when? */
+async function checkToken(octokit, owner, repo) {
+    try {
+        const response = await octokit.request('GET /repos/{owner}/{repo}', { owner, repo });
+        const header = response.headers['github-authentication-token-expiration'];
+        return {
+            ok: true,
+            expiresAt: parseTokenExpiry(typeof header === 'string' ? header : undefined)
+        };
+    }
+    catch (error) {
+        return errorStatus(error) === 401
+            ? { ok: false, reason: 'secrets-token was rejected (401): it expired or was revoked' }
+            : { ok: false, reason: `checking secrets-token failed: ${describeError(error)}` };
+    }
+}
+
+// The CI half of a rotation: preflight of where the rotated names live,
+// the sealed writes of the new values, and compensation when the host did
+// not take them. Names, scopes and states go to the outcome; values never.
+const key = (w) => `${scopeLabel(w.scope)}/${w.name}`;
+function ref(w) {
+    return { scope: scopeLabel(w.scope), name: w.name };
+}
+function problemsOf(error) {
+    return error.problems ?? [error.message];
+}
+class CiSecrets {
+    config;
+    outcome;
+    octokit;
+    scopeKeys = [];
+    writes = [];
+    attempts = [];
+    constructor(config, outcome, octokit) {
+        this.config = config;
+        this.outcome = outcome;
+        this.octokit = octokit;
+    }
+    /**
+     * Each scope's public key, which scopes hold each name, and the refusals
+     * for stale copies. Throws with every problem at once. A recovery is never
+     * refused for CI placement: it only aligns scopes that hold a name.
+     */
+    async preflight(worstCaseSeconds, now) {
+        const c = this.config;
+        const scopes = secretScopes(c);
+        const names = c.keys.map((k) => k.secretName);
+        info(`GitHub: checking ${scopes.map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`);
+        const [keys, inventory, token] = await Promise.allSettled([
+            preflightSecretScopes(this.octokit, c.owner, c.repo, scopes),
+            readInventory(this.octokit, c.owner, c.repo, scopes, names, c.ignoreEnvironments),
+            checkToken(this.octokit, c.owner, c.repo)
+        ]);
+        const problems = [];
+        if (keys.status === 'fulfilled') {
+            this.scopeKeys = keys.value;
+            info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
+        }
+        else
+            problems.push(...problemsOf(keys.reason));
+        if (token.status === 'fulfilled' && token.value.ok) {
+            const warning$1 = expiryWarning(token.value.expiresAt, now, worstCaseSeconds);
+            if (warning$1)
+                warning(warning$1);
+        }
+        if (inventory.status === 'rejected') {
+            const found = problemsOf(inventory.reason);
+            if (c.recover) {
+                for (const p of found)
+                    warning(`${p}: no CI secret will be aligned`);
+            }
+            else
+                problems.push(...found);
+        }
+        else {
+            const placement = planPlacement({
+                scopes,
+                names,
+                inventory: inventory.value,
+                createMissing: c.createMissing && !c.recover,
+                repository: `${c.owner}/${c.repo}`
+            });
+            this.writes = placement.writes;
+            for (const notice$1 of placement.notices)
+                notice(notice$1);
+            this.outcome.skippedScopes = placement.notices;
+            if (inventory.value.ignored.length > 0) {
+                this.outcome.ignoredEnvironments = inventory.value.ignored.map((e) => `${e.environment} (${e.names.join(', ')})`);
+                info(`GitHub: ignored as another app's (ignore-environments): ${this.outcome.ignoredEnvironments.join('; ')}`);
+            }
+            if (c.recover) {
+                for (const p of placement.problems)
+                    warning(p);
+                this.writes = this.writes.filter((w) => !w.create);
+            }
+            else
+                problems.push(...placement.problems);
+            if (placement.problems.length === 0) {
+                info(`GitHub: the new values go to ${this.describe(this.writes)}`);
+            }
+        }
+        if (problems.length > 0)
+            throw Object.assign(new Error(problems.join('; ')), { problems });
+    }
+    /** The dry run's lines: each scope, what it receives, and what is skipped. */
+    planLines() {
+        const byScope = new Map();
+        for (const w of this.writes)
+            byScope.set(scopeLabel(w.scope), [...(byScope.get(scopeLabel(w.scope)) ?? []), w]);
+        const lines = [...byScope].map(([label, writes]) => `write CI secrets in ${label} (sealed with that scope's key): ${writes.map((w) => `${w.name}${w.create ? ' (created: create-missing)' : ''}`).join(', ')}`);
+        return [...lines, ...(this.outcome.skippedScopes ?? [])];
+    }
+    describe(writes) {
+        return writes.map((w) => `${key(w)}${w.create ? ' (new)' : ''}`).join(', ');
+    }
+    /** Writes the new values; false when any write failed (then compensated). */
+    async writeNew(values) {
+        const c = this.config;
+        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
+        const writes = this.writes.map((w) => ({
+            scope: w.scope,
+            name: w.name,
+            value: values[byName.get(w.name) ?? '']
+        }));
+        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes, {
+            onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} updated`)
+        });
+        const planned = new Map(this.writes.map((w) => [key(w), w]));
+        this.attempts = [
+            ...result.written.map((w) => ({
+                ...planned.get(key(w)),
+                state: 'written'
+            })),
+            ...result.failed
+                .filter((f) => f.ambiguous)
+                .map((f) => ({
+                ...planned.get(key(f)),
+                state: 'ambiguous',
+                error: f.error
+            }))
+        ];
+        const o = this.outcome;
+        o.updatedSecrets = result.written.map(ref);
+        o.createdSecrets = this.attempts.filter((a) => a.state === 'written' && a.create).map(ref);
+        o.unknownSecrets = this.attempts
+            .filter((a) => a.state === 'ambiguous')
+            .map((a) => ({
+            ...ref(a),
+            error: `${a.error ?? 'no answer'}: GitHub may or may not have applied the new value`
+        }));
+        if (result.written.length > 0) {
+            o.stateNow = 'production untouched, still on the old secrets; CI secrets hold the new values';
+            o.changed.push(`CI secrets set to the new values: ${o.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}${o.createdSecrets.length > 0 ? ` (created: ${o.createdSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')})` : ''}`);
+        }
+        if (result.failed.length === 0)
+            return true;
+        o.result = 'failed';
+        o.failure = `writing CI secrets failed: ${result.failed.map((f) => `${scopeLabel(f.scope)}/${f.name}: ${f.error}${f.ambiguous ? ' (may have been applied)' : ''}`).join('; ')}`;
+        error(o.failure);
+        return false;
+    }
+    /** Whether any CI write was made or may have been made. */
+    get attempted() {
+        return this.attempts.length > 0;
+    }
+    /**
+     * Undoes every write this run made or may have made, once the host is
+     * known to be on the old values: a secret it updated gets the old value
+     * back, a secret it created is deleted. With the host's state unknown,
+     * nothing is written and the report says so.
+     */
+    async compensate(hostEnv, oldValues, backupHint) {
+        if (this.attempts.length === 0)
+            return;
+        const c = this.config;
+        const o = this.outcome;
+        if (hostEnv !== 'old') {
+            o.mismatch ??=
+                'CI secrets hold the NEW values, and whether the host .env does is unknown. Check the host journal and .env, then re-run the rotation (or run with recover: true).';
+            error(o.mismatch);
+            return;
+        }
+        const token = await checkToken(this.octokit, c.owner, c.repo);
+        if (!token.ok && /\(401\)/.test(token.reason)) {
+            this.unrestorable(this.attempts, token.reason, backupHint);
+            return;
+        }
+        const updates = this.attempts.filter((a) => !a.create);
+        const creates = this.attempts.filter((a) => a.create);
+        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
+        info(`Undoing ${this.attempts.length} CI write(s): ${updates.length} back to the old value, ${creates.length} created ones deleted`);
+        const restored = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, updates.map((a) => ({
+            scope: a.scope,
+            name: a.name,
+            value: oldValues[byName.get(a.name) ?? ''] ?? ''
+        })), { onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`) });
+        const removed = await deleteSecrets(this.octokit, c.owner, c.repo, creates);
+        for (const d of removed.deleted)
+            info(`${scopeLabel(d.scope)}: ${d.name} deleted (this run had created it)`);
+        const undone = new Set([...restored.written, ...removed.deleted].map(key));
+        o.restoredSecrets = restored.written.map(ref);
+        o.removedSecrets = removed.deleted.map(ref);
+        o.updatedSecrets = o.updatedSecrets.filter((s) => !undone.has(`${s.scope}/${s.name}`));
+        o.createdSecrets = (o.createdSecrets ?? []).filter((s) => !undone.has(`${s.scope}/${s.name}`));
+        o.unknownSecrets = (o.unknownSecrets ?? []).filter((s) => !undone.has(`${s.scope}/${s.name}`));
+        if (undone.size > 0) {
+            const parts = [
+                ...(o.restoredSecrets.length > 0
+                    ? [
+                        `CI secrets written back to the old values: ${o.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
+                    ]
+                    : []),
+                ...(o.removedSecrets.length > 0
+                    ? [
+                        `CI secrets this run had created deleted again: ${o.removedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
+                    ]
+                    : [])
+            ];
+            o.changed.push(...parts);
+        }
+        const failed = [...restored.failed, ...removed.failed];
+        if (failed.length > 0) {
+            const attempts = new Map(this.attempts.map((a) => [key(a), a]));
+            this.unrestorable(failed.map((f) => ({ ...attempts.get(key(f)), error: f.error })), undefined, backupHint);
+        }
+        else {
+            o.stateNow += '; CI secrets are back on the old values';
+        }
+    }
+    /** Attempts that could not be undone: written ones disagree with production, ambiguous ones are unknown. */
+    unrestorable(list, reason, backupHint) {
+        const o = this.outcome;
+        const written = list.filter((a) => a.state === 'written');
+        const ambiguous = new Set(list.filter((a) => a.state === 'ambiguous').map(key));
+        o.unrestoredSecrets = written.map((a) => ({ ...ref(a), error: reason ?? a.error ?? 'failed' }));
+        o.unknownSecrets = (o.unknownSecrets ?? []).filter((s) => ambiguous.has(`${s.scope}/${s.name}`));
+        const names = [...o.unrestoredSecrets, ...o.unknownSecrets].map((s) => `${s.scope}/${s.name}`);
+        o.mismatch = `CI and production DISAGREE: ${names.join(', ')} ${o.unknownSecrets.length > 0 ? 'hold (or may hold)' : 'still hold'} the new value while production runs on the old one${reason ? ` (${reason})` : ''}. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${backupHint} by hand${o.createdSecrets && o.createdSecrets.length > 0 ? ' (delete the ones this run created)' : ''}.`;
+        error(o.mismatch);
+    }
+    /** After a recovery, the scopes that hold a name get the restored .env's values. */
+    async alignAfterRecovery(values) {
+        const c = this.config;
+        if (this.scopeKeys.length === 0)
+            return;
+        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
+        const writes = this.writes
+            .map((w) => ({ scope: w.scope, name: w.name, value: values[byName.get(w.name) ?? ''] }))
+            .filter((w) => w.value !== undefined);
+        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes);
+        const o = this.outcome;
+        o.restoredSecrets = result.written.map(ref);
+        o.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }));
+        if (result.written.length > 0) {
+            o.changed.push(`CI secrets set to the restored .env's values: ${o.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`);
+        }
+        if (result.failed.length > 0) {
+            o.mismatch = `CI secrets ${o.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} could not be aligned with the restored .env: set them by hand or re-run`;
+        }
     }
 }
 
@@ -48173,6 +48765,7 @@ class HostRotation {
             TARGETS: state.targets.map((t) => t.service).join(' '),
             HEALTH_INTERVAL: '0.1',
             BACKUP_PATH: backupPath,
+            REDACT_KEYS: this.config.keys.flatMap((k) => [k.envKey, `${k.envKey}_PREVIOUS`]).join(' '),
             BACKUP_RETENTION: c.backupRetention,
             ENV_SHA256: state.envSha256,
             ENV_MODE: state.facts.envMode ?? '600',
@@ -48338,6 +48931,143 @@ class HostRotation {
     }
     get currentSession() {
         return this.session;
+    }
+}
+
+// The host sequence's journal, read into the run's outcome (pure apart from
+// the log lines): what its result means, what changed, the state now, and
+// what the .env holds for compensation. Shared by the main and post steps.
+/** One journal event as a log line, as it arrives. */
+function logJournalEvent(event) {
+    const t = new Date(event.at).toISOString().slice(11, 23);
+    switch (event.event) {
+        case 'step-start':
+            info(`[${t}] ▶ ${event.step}${event.detail ? ` (${event.detail})` : ''}`);
+            break;
+        case 'step-end':
+            info(`[${t}] ${event.status === 'ok' ? '✔' : '✘'} ${event.step}${event.detail ? `: ${event.detail}` : ''}`);
+            break;
+        case 'info':
+            info(`[${t}]   ${event.step}: ${event.detail ?? ''}`);
+            break;
+        case 'rollback-start':
+            warning(`[${t}] rolling back after ${event.detail ?? 'a failed step'}`);
+            break;
+        case 'result':
+            info(`[${t}] host result: ${event.status}${event.detail ? ` (${event.detail})` : ''}`);
+            break;
+        default:
+            info(`[${t}] ${event.event} ${event.status ?? ''} ${event.detail ?? ''}`.trimEnd());
+    }
+}
+/** Steps, timings, downtime, backup and revoked rows of a followed sequence. */
+function absorbSummary(outcome, summary) {
+    outcome.hostSteps = summary.steps.map((s) => ({
+        name: s.name,
+        status: s.status,
+        seconds: s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
+        detail: s.detail
+    }));
+    outcome.hostResult = summary.result;
+    outcome.downtimeSeconds = summary.downtimeSeconds;
+    if (summary.services)
+        outcome.restartedServices = summary.services;
+    if (summary.apiDowntimeSeconds !== undefined)
+        outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds;
+    const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service);
+    if (unexpected.length > 0)
+        warning(`compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`);
+    if (summary.backupPath)
+        outcome.backupPath = summary.backupPath;
+    const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok');
+    const rows = /rows=(\d+)/.exec(revoke?.detail ?? '');
+    if (rows)
+        outcome.revokedRows = Number(rows[1]);
+}
+/**
+ * What the host's result means for the run: result, failure, what changed
+ * and the state now. True when the host ended where it should (success or
+ * recovered).
+ */
+function applyHostResult(outcome, c, summary, host) {
+    const where = `${c.deployPath}/${c.envFile}`;
+    switch (summary.result) {
+        case 'success':
+            outcome.result = 'success';
+            outcome.changed.push(c.mode === 'retire-previous'
+                ? `${where}: *_PREVIOUS lines removed; services recreated`
+                : `${where}: ${c.keys.map((k) => k.envKey).join(', ')} replaced${c.mode === 'graceful' ? ' (old values kept as *_PREVIOUS)' : ''}; services restarted`);
+            if (outcome.revokedRows !== undefined)
+                outcome.changed.push(`${outcome.revokedRows} refresh token(s) revoked`);
+            outcome.stateNow = 'production runs on the new secrets and answers its health check';
+            if (c.mode === 'graceful') {
+                const envText = host.envText;
+                const lifetime = retireAfterMs({
+                    access: envValue(envText, 'JWT_EXPIRES_IN'),
+                    refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
+                });
+                // Tokens signed with the old key were issued until the services were
+                // recreated: count from the host's own clock at that moment.
+                const recreated = summary.steps.filter((s) => s.name === 'up' && s.endedAt !== undefined).at(-1)?.endedAt ??
+                    Date.parse(outcome.rotatedAt);
+                outcome.retireAfter = new Date(recreated + lifetime.ms).toISOString();
+                outcome.retireAfterReason = lifetime.why;
+            }
+            return true;
+        case 'recovered':
+            outcome.result = 'recovered';
+            outcome.changed.push(summary.restoredFrom
+                ? `${where}: restored from ${summary.restoredFrom}; services started`
+                : `${where}: kept (the interrupted run died before its backup, so before changing it); services started`);
+            outcome.stateNow = `production runs on the ${summary.restoredFrom ? 'restored' : 'kept'} .env and answers its health check`;
+            return true;
+        case 'aborted':
+            outcome.result = 'failed';
+            outcome.failure = `the host sequence stopped before changing anything (${summary.failedStep ?? '?'} failed${stepDetail(summary)})`;
+            outcome.stateNow = 'production untouched, still on the old secrets';
+            return false;
+        case 'rolled-back':
+            outcome.result = 'rolled-back';
+            outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${stepDetail(summary)}; the host rolled back`;
+            outcome.changed.push(`${where}: swapped, then restored from the backup; services restarted`);
+            outcome.stateNow = 'production is back on the old secrets and answers its health check';
+            if (summary.steps.some((s) => s.name === 'revoke' && s.status === 'ok')) {
+                outcome.changed.push('the refresh tokens were revoked before the failure: EVERY USER WAS LOGGED OUT and must sign in again (on the old secrets)');
+                outcome.stateNow += '; every user was logged out (their refresh tokens were revoked)';
+            }
+            return false;
+        default:
+            outcome.result = 'failed';
+            outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${stepDetail(summary)} and the rollback failed too (${summary.result})`;
+            outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${host.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`;
+            outcome.changed.push(`${where}: swapped and rollback attempted`);
+            return false;
+    }
+}
+function stepDetail(summary) {
+    const step = summary.steps.find((s) => s.name === summary.failedStep);
+    return step?.detail ? ` (${step.detail})` : '';
+}
+// ------------------------------------------------------------ 5. compensate
+/** What the host's .env holds now, as far as this run knows. */
+function hostEnvState(outcome, launch) {
+    if (launch?.launchUnknown)
+        return 'unknown';
+    if (!launch?.launched)
+        return 'old';
+    switch (outcome.hostResult) {
+        case 'success':
+            return 'new';
+        case 'aborted':
+        case 'rolled-back':
+            return 'old';
+        case undefined:
+            return 'unknown';
+        default:
+            // rollback-failed: the .env is old again unless restoring it failed.
+            return outcome.hostSteps.some((s) => s.name === 'rollback-restore' && s.status === 'fail')
+                ? 'unknown'
+                : 'old';
     }
 }
 
@@ -75212,7 +75942,9 @@ class HostSession {
         if (!connection)
             throw new SshError(`SSH to ${this.target} is not connected`);
         return new Promise((resolve, reject) => connection.forwardOut('127.0.0.1', 0, host, port, (error, channel) => error
-            ? reject(new SshError(`cannot open a forwarded channel to ${host}:${port}: ${error.message}`))
+            ? reject(Object.assign(new SshError(`cannot open a forwarded channel to ${host}:${port}: ${error.message}`), 
+            // SSH_OPEN_* reason: 1 administratively prohibited (AllowTcpForwarding), 2 connect failed.
+            { openFailure: error.reason }))
             : resolve(channel)));
     }
     get isConnected() {
@@ -75294,6 +76026,59 @@ function targetedCommands(c, mode, compose, targets, postgres) {
     return commands;
 }
 
+function hostPlanLines(c, mode, state, rotatedAt) {
+    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
+    const stamp = backupStamp(rotatedAt);
+    const plan = [];
+    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
+    plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
+    const commands = {
+        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+        down: `${compose} down`,
+        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
+        'up-postgres': `${compose} up -d ${c.postgresService}`,
+        'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
+        revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
+        up: `${compose} up -d`,
+        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+        'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
+    };
+    const targets = state.targets.map((t) => t.service).join(' ');
+    Object.assign(commands, targetedCommands(c, mode, compose, state.targets, {
+        user: state.postgresUser,
+        db: state.postgresDb
+    }));
+    for (const step of stepsFor(mode, c.restart))
+        plan.push(`host: ${step}: ${commands[step]}`);
+    plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
+    return plan;
+}
+
+/** The host half of a dry run's plan. */
+function planLines(c, mode, state, rotatedAt) {
+    if (c.target !== 'swarm')
+        return hostPlanLines(c, mode, state, rotatedAt);
+    const stamp = backupStamp(rotatedAt);
+    const commands = {
+        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
+        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+        ...swarmCommands(c, state.targets, { user: state.postgresUser, db: state.postgresDb })
+    };
+    return [
+        `stage the new .env as ${c.deployPath}/.rotation/env.new and the stack's variables as .rotation/stack.env.new and .rotation/stack.env.old (0600, SFTP)`,
+        `start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`,
+        ...hostSteps(c, mode).map((step) => `host: ${step}: ${commands[step]}`),
+        swarmRollbackLine()
+    ];
+}
+/** The preflight's line on which services will restart. */
+function restartLineFor(c, targets) {
+    return c.target === 'swarm'
+        ? swarmRestartLine(c.stackName, targets)
+        : restartLine(c.restart, targets);
+}
+
 // New secret values: `bytes` from the OS CSPRNG, standard base64, one line
 // (unlike `openssl rand -base64 64`, which wraps at 64 characters).
 function generateSecret(bytes) {
@@ -75354,6 +76139,29 @@ async function requestThroughTunnel(session, url, options = {}) {
         });
         request.end(body);
     });
+}
+/**
+ * Whether sshd lets this user open forwarded channels (AllowTcpForwarding):
+ * the verification checks go through one. Undefined when it does, else why not.
+ */
+async function forwardingRefusal(session, url) {
+    const target = new URL(url);
+    const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
+    const host = target.hostname.replace(/^\[|\]$/g, '');
+    try {
+        const channel = await session.forward(host, port);
+        channel.destroy();
+        return undefined;
+    }
+    catch (error) {
+        // Connect failed means sshd tried: forwarding itself is allowed.
+        if (error.openFailure === 2)
+            return undefined;
+        if (error.openFailure === 1) {
+            return `sshd refuses forwarded channels for this user (AllowTcpForwarding no, or a "restrict"/"no-port-forwarding" key option): ${error.message}`;
+        }
+        return `opening a forwarded channel to ${host}:${port} failed: ${error.message}`;
+    }
 }
 
 function errorCode(body) {
@@ -75649,17 +76457,24 @@ async function verifyRotation(input, rotatedAt) {
         };
     }
     const live = session;
-    const health = await attempt(async () => {
-        const answer = await requestThroughTunnel(live, c.healthUrl);
-        return answer.status >= 200 && answer.status < 300
-            ? { status: 'verified' }
-            : { status: 'failed', reason: `${c.healthUrl} answered HTTP ${answer.status}` };
-    }, (reason) => ({ status: 'failed', reason }));
+    const refused = input.forwardingRefused;
+    const health = refused
+        ? { status: 'skipped', reason: `${refused} (the host's own health step passed)` }
+        : await attempt(async () => {
+            const answer = await requestThroughTunnel(live, c.healthUrl);
+            return answer.status >= 200 && answer.status < 300
+                ? { status: 'verified' }
+                : { status: 'failed', reason: `${c.healthUrl} answered HTTP ${answer.status}` };
+        }, (reason) => ({ status: 'failed', reason }));
     const logins = [];
     for (const [account, credentials, checkUrl] of [
         ['admin', c.adminCredentials, c.adminCheckUrl],
         ['user', c.userCredentials, c.userCheckUrl]
     ]) {
+        if (refused && credentials) {
+            logins.push({ account, status: 'skipped', reason: refused });
+            continue;
+        }
         logins.push(await attempt(() => checkLogin(live, account, credentials, c.loginUrl, checkUrl, input.mask), (reason) => ({ account, status: 'failed', reason })));
     }
     // The host's own clock: container log stamps are the host's, not the runner's.
@@ -75699,9 +76514,6 @@ function verificationOf(checks) {
 
 // The rotation, phase by phase (DESIGN §1): preflight, generate, CI secrets,
 // host, compensate, verify. Reporting is the caller's (main.ts).
-function ref(written) {
-    return { scope: scopeLabel(written.scope), name: written.name };
-}
 function mask(value) {
     if (value !== '')
         setSecret(value);
@@ -75710,16 +76522,16 @@ class Rotation {
     config;
     context;
     outcome;
-    octokit;
-    scopeKeys = [];
+    ci;
     session;
     host;
     hostState;
     newValues = {};
-    written = [];
     /** Host clock (ms) at the first step: the log scan's window starts there. */
     hostStartedAt;
     hostMode;
+    /** Why sshd refuses forwarded channels, when it does (found in preflight). */
+    forwardingRefused;
     constructor(config, context) {
         this.config = config;
         this.context = context;
@@ -75822,8 +76634,9 @@ class Rotation {
         if (c.mode === 'graceful' && /incident|compromise|leak/i.test(c.reason)) {
             warning('mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead');
         }
-        this.octokit = createOctokit(c.secretsToken);
-        const octokit = this.octokit;
+        const octokit = createOctokit(c.secretsToken);
+        const ci = new CiSecrets(c, this.outcome, octokit);
+        this.ci = ci;
         // GitHub and SSH are checked side by side; the host lock comes after both.
         // Each GitHub check runs even when another failed: all problems at once.
         const github = (async () => {
@@ -75837,11 +76650,9 @@ class Rotation {
                 }
             };
             if (this.rotatesSecrets || c.recover) {
-                info(`GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`);
-                await check(async () => {
-                    this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c));
-                    info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
-                });
+                const worstCase = c.ssh.timeoutSeconds * 3 +
+                    followDeadlineSeconds(c, hostSteps(c, this.hostMode).length);
+                await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()));
             }
             if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
                 await check(async () => {
@@ -75881,6 +76692,10 @@ class Rotation {
             throw Object.assign(new Error(problems.join('; ')), { problems });
         if (!this.hostState)
             throw new Error('host preflight gave no state');
+        this.forwardingRefused = await forwardingRefusal(this.session, c.loginUrl);
+        if (this.forwardingRefused) {
+            warning(`${this.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`);
+        }
         const f = this.hostState.facts;
         info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
@@ -75891,48 +76706,18 @@ class Rotation {
                 service: t.service,
                 why: t.reasons.join('; ')
             }));
-            info(c.target === 'swarm'
-                ? swarmRestartLine(c.stackName, targets)
-                : restartLine(c.restart, targets));
+            info(restartLineFor(c, targets));
         }
     }
     async dryRun() {
         const c = this.config;
         const state = this.hostState;
-        const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
-        const stamp = backupStamp(this.outcome.rotatedAt);
         const plan = [];
         if (this.rotatesSecrets) {
             plan.push(`generate ${c.keys.length} secret(s) of ${c.secretBytes} random bytes (base64): ${c.keys.map((k) => k.envKey).join(', ')}`);
-            for (const scope of secretScopes(c)) {
-                plan.push(`write CI secrets ${c.keys.map((k) => k.secretName).join(', ')} in ${scopeLabel(scope)} (sealed with that scope's key)`);
-            }
+            plan.push(...this.ci.planLines());
         }
-        plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
-        plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
-        const commands = {
-            backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
-            down: `${compose} down`,
-            swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
-            'up-postgres': `${compose} up -d ${c.postgresService}`,
-            'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
-            revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
-            up: `${compose} up -d`,
-            health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-            'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
-        };
-        const targets = state.targets.map((t) => t.service).join(' ');
-        Object.assign(commands, targetedCommands(c, this.hostMode, compose, state.targets, {
-            user: state.postgresUser,
-            db: state.postgresDb
-        }));
-        if (c.target === 'swarm')
-            Object.assign(commands, swarmCommands(c, state.targets, { user: state.postgresUser, db: state.postgresDb }));
-        for (const step of hostSteps(c, this.hostMode))
-            plan.push(`host: ${step}: ${commands[step]}`);
-        plan.push(c.target === 'swarm'
-            ? swarmRollbackLine()
-            : `on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
+        plan.push(...planLines(c, this.hostMode, state, this.outcome.rotatedAt));
         for (const line of plan)
             info(line);
         this.outcome.plan = plan;
@@ -75947,37 +76732,11 @@ class Rotation {
         }
     }
     // ------------------------------------------------------------ 3. CI secrets
-    ciWrites(values) {
-        const writes = [];
-        for (const scope of secretScopes(this.config)) {
-            for (const key of this.config.keys) {
-                writes.push({ scope, name: key.secretName, value: values[key.envKey] });
-            }
-        }
-        return writes;
-    }
     async writeCiSecrets() {
-        const c = this.config;
-        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, this.ciWrites(this.newValues), {
-            onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} updated`)
-        });
-        this.written = result.written;
-        this.outcome.updatedSecrets = result.written.map(ref);
-        if (result.written.length > 0) {
-            this.outcome.stateNow =
-                'production untouched, still on the old secrets; CI secrets hold the new values';
-        }
-        if (result.written.length > 0) {
-            this.outcome.changed.push(`CI secrets set to the new values: ${this.outcome.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`);
-        }
-        if (result.failed.length > 0) {
-            this.outcome.result = 'failed';
-            this.outcome.failure = `writing CI secrets failed: ${result.failed.map((f) => `${scopeLabel(f.scope)}/${f.name}: ${f.error}`).join('; ')}`;
-            error(this.outcome.failure);
-            await this.compensate();
-            return false;
-        }
-        return true;
+        if (await this.ci.writeNew(this.newValues))
+            return true;
+        await this.compensate();
+        return false;
     }
     // ------------------------------------------------------------ 4. host
     newEnvText() {
@@ -76002,9 +76761,10 @@ class Rotation {
         await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh));
         this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${hostSteps(c, this.hostMode).join(' → ')})`);
         info(`Host sequence started; following ${c.deployPath}/.rotation/journal`);
-        const summary = await host.follow((event) => this.logEvent(event), this.context.signal, () => HostSession.connect(c.ssh));
+        const summary = await host.follow(logJournalEvent, this.context.signal, () => HostSession.connect(c.ssh));
         this.session = host.currentSession;
-        this.absorb(summary);
+        this.hostStartedAt = summary.steps[0]?.startedAt;
+        absorbSummary(this.outcome, summary);
         if (this.context.signal.aborted && !summary.terminal) {
             const last = summary.steps.at(-1);
             this.outcome.result = 'failed';
@@ -76022,178 +76782,28 @@ class Rotation {
                 'CI secrets hold the new values; whether production does is unknown. Check the host journal, then re-run the rotation or run with recover: true.';
             return false;
         }
-        return this.interpretHostResult(summary);
+        return applyHostResult(this.outcome, c, summary, {
+            envText: this.hostState.envText,
+            composeCommand: this.hostState.composeCommand
+        });
     }
-    logEvent(event) {
-        const t = new Date(event.at).toISOString().slice(11, 23);
-        switch (event.event) {
-            case 'step-start':
-                info(`[${t}] ▶ ${event.step}${event.detail ? ` (${event.detail})` : ''}`);
-                break;
-            case 'step-end':
-                info(`[${t}] ${event.status === 'ok' ? '✔' : '✘'} ${event.step}${event.detail ? `: ${event.detail}` : ''}`);
-                break;
-            case 'info':
-                info(`[${t}]   ${event.step}: ${event.detail ?? ''}`);
-                break;
-            case 'rollback-start':
-                warning(`[${t}] rolling back after ${event.detail ?? 'a failed step'}`);
-                break;
-            case 'result':
-                info(`[${t}] host result: ${event.status}${event.detail ? ` (${event.detail})` : ''}`);
-                break;
-            default:
-                info(`[${t}] ${event.event} ${event.status ?? ''} ${event.detail ?? ''}`.trimEnd());
-        }
-    }
-    absorb(summary) {
-        this.hostStartedAt = summary.steps[0]?.startedAt;
-        this.outcome.hostSteps = summary.steps.map((s) => ({
-            name: s.name,
-            status: s.status,
-            seconds: s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
-            detail: s.detail
-        }));
-        this.outcome.hostResult = summary.result;
-        this.outcome.downtimeSeconds = summary.downtimeSeconds;
-        if (summary.services)
-            this.outcome.restartedServices = summary.services;
-        if (summary.apiDowntimeSeconds !== undefined)
-            this.outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds;
-        const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service);
-        if (unexpected.length > 0)
-            warning(`compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`);
-        if (summary.backupPath)
-            this.outcome.backupPath = summary.backupPath;
-        const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok');
-        const rows = /rows=(\d+)/.exec(revoke?.detail ?? '');
-        if (rows)
-            this.outcome.revokedRows = Number(rows[1]);
-    }
-    interpretHostResult(summary) {
-        const c = this.config;
-        const where = `${c.deployPath}/${c.envFile}`;
-        switch (summary.result) {
-            case 'success':
-                this.outcome.result = 'success';
-                this.outcome.changed.push(c.mode === 'retire-previous'
-                    ? `${where}: *_PREVIOUS lines removed; services recreated`
-                    : `${where}: ${c.keys.map((k) => k.envKey).join(', ')} replaced${c.mode === 'graceful' ? ' (old values kept as *_PREVIOUS)' : ''}; services restarted`);
-                if (this.outcome.revokedRows !== undefined)
-                    this.outcome.changed.push(`${this.outcome.revokedRows} refresh token(s) revoked`);
-                this.outcome.stateNow = 'production runs on the new secrets and answers its health check';
-                if (c.mode === 'graceful') {
-                    const envText = this.hostState.envText;
-                    const lifetime = retireAfterMs({
-                        access: envValue(envText, 'JWT_EXPIRES_IN'),
-                        refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
-                    });
-                    this.outcome.retireAfter = new Date(Date.parse(this.outcome.rotatedAt) + lifetime.ms).toISOString();
-                    this.outcome.retireAfterReason = lifetime.why;
-                }
-                return true;
-            case 'recovered':
-                this.outcome.result = 'recovered';
-                this.outcome.changed.push(summary.restoredFrom
-                    ? `${where}: restored from ${summary.restoredFrom}; services started`
-                    : `${where}: kept (the interrupted run died before its backup, so before changing it); services started`);
-                this.outcome.stateNow = `production runs on the ${summary.restoredFrom ? 'restored' : 'kept'} .env and answers its health check`;
-                return true;
-            case 'aborted':
-                this.outcome.result = 'failed';
-                this.outcome.failure = `the host sequence stopped before changing anything (${summary.failedStep ?? '?'} failed${this.stepDetail(summary)})`;
-                this.outcome.stateNow = 'production untouched, still on the old secrets';
-                return false;
-            case 'rolled-back':
-                this.outcome.result = 'rolled-back';
-                this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)}; the host rolled back`;
-                this.outcome.changed.push(`${where}: swapped, then restored from the backup; services restarted`);
-                this.outcome.stateNow = 'production is back on the old secrets and answers its health check';
-                if (summary.steps.some((s) => s.name === 'revoke' && s.status === 'ok')) {
-                    this.outcome.changed.push('the refresh tokens were revoked before the failure: EVERY USER WAS LOGGED OUT and must sign in again (on the old secrets)');
-                    this.outcome.stateNow += '; every user was logged out (their refresh tokens were revoked)';
-                }
-                return false;
-            default:
-                this.outcome.result = 'failed';
-                this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)} and the rollback failed too (${summary.result})`;
-                this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`;
-                this.outcome.changed.push(`${where}: swapped and rollback attempted`);
-                return false;
-        }
-    }
-    stepDetail(summary) {
-        const step = summary.steps.find((s) => s.name === summary.failedStep);
-        return step?.detail ? ` (${step.detail})` : '';
-    }
-    // ------------------------------------------------------------ 5. compensate
-    /** What the host's .env holds now, as far as this run knows. */
-    hostEnvState() {
-        if (this.host?.launchUnknown)
-            return 'unknown';
-        if (!this.host?.launched)
-            return 'old';
-        switch (this.outcome.hostResult) {
-            case 'success':
-                return 'new';
-            case 'aborted':
-            case 'rolled-back':
-                return 'old';
-            case undefined:
-                return 'unknown';
-            default:
-                // rollback-failed: the .env is old again unless restoring it failed.
-                return this.outcome.hostSteps.some((s) => s.name === 'rollback-restore' && s.status === 'fail')
-                    ? 'unknown'
-                    : 'old';
-        }
-    }
-    /** Writes the old values back into every CI secret already set to a new one. */
+    /** Undoes the CI writes when the host is known to be on the old values. */
     async compensate() {
-        if (this.written.length === 0)
+        const ci = this.ci;
+        if (!ci?.attempted)
             return;
         const c = this.config;
-        if (this.hostEnvState() !== 'old') {
-            this.outcome.mismatch ??=
-                'CI secrets hold the NEW values, and whether the host .env does is unknown. Check the host journal and .env, then re-run the rotation (or run with recover: true).';
-            error(this.outcome.mismatch);
-            return;
-        }
-        const state = this.hostState;
-        const old = this.written.map((w) => {
-            const key = c.keys.find((k) => k.secretName === w.name);
-            return {
-                scope: w.scope,
-                name: w.name,
-                value: textOf(state.oldValues[key?.envKey ?? ''] ?? '')
-            };
-        });
-        info(`Writing the old values back into ${old.length} CI secret(s)`);
-        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, old, {
-            onWritten: (w) => info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
-        });
-        this.outcome.restoredSecrets = result.written.map(ref);
-        this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }));
-        const restored = new Set(this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`));
-        this.outcome.updatedSecrets = this.outcome.updatedSecrets.filter((s) => !restored.has(`${s.scope}/${s.name}`));
-        if (result.written.length > 0) {
-            this.outcome.changed.push(`CI secrets written back to the old values: ${[...restored].join(', ')}`);
-        }
-        if (!this.host?.launched)
-            this.outcome.stateNow = 'production untouched, still on the old secrets';
-        if (result.failed.length > 0) {
-            this.outcome.mismatch = `CI and production DISAGREE: ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} still hold the new value while production runs on the old one. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`} by hand.`;
-            error(this.outcome.mismatch);
-        }
-        else {
-            this.outcome.stateNow += '; CI secrets are back on the old values';
-        }
+        const old = {};
+        for (const [k, v] of Object.entries(this.hostState?.oldValues ?? {}))
+            old[k] = textOf(v);
+        await ci.compensate(hostEnvState(this.outcome, this.host), old, this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`);
+        if (!this.host?.launched && !this.outcome.mismatch)
+            this.outcome.stateNow =
+                'production untouched, still on the old secrets; CI secrets are back on the old values';
     }
     /** After a recovery, CI secrets get the restored .env's values (an interrupted run may have changed them). */
     async alignAfterRecovery() {
         const c = this.config;
-        if (this.scopeKeys.length === 0)
-            return;
         const session = this.session;
         const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('latin1');
         const values = {};
@@ -76205,16 +76815,7 @@ class Rotation {
             mask(value);
             values[key.envKey] = value;
         }
-        const writes = this.ciWrites(values).filter((w) => w.value !== undefined);
-        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes);
-        this.outcome.restoredSecrets = result.written.map(ref);
-        this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }));
-        if (result.written.length > 0) {
-            this.outcome.changed.push(`CI secrets set to the restored .env's values: ${this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`);
-        }
-        if (result.failed.length > 0) {
-            this.outcome.mismatch = `CI secrets ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} could not be aligned with the restored .env: set them by hand or re-run`;
-        }
+        await this.ci.alignAfterRecovery(values);
     }
     // ------------------------------------------------------------ 6. verify
     /**
@@ -76235,7 +76836,8 @@ class Rotation {
                         ...Object.values(state.oldValues).map(textOf),
                         ...(this.host?.redactionValues ?? [])
                     ],
-                    mask
+                    mask,
+                    forwardingRefused: this.forwardingRefused
                 }, this.outcome.rotatedAt);
                 if (session)
                     this.session = session;
@@ -76299,6 +76901,7 @@ class Rotation {
         }
         catch (error) {
             o.rotationDateVariable = { name, status: 'failed', reason: describeError(error) };
+            warning(`the rotation succeeded, but setting the repository variable ${name} failed: ${describeError(error)}; set it to ${o.rotatedAt} by hand`);
         }
     }
 }
@@ -76313,6 +76916,13 @@ function runContext(signal) {
     const by = `${actor} (${env.GITHUB_EVENT_NAME ?? 'manual'})${runUrl ? ` ${runUrl}` : ''}`.replace(/[^\x20-\x7e]/g, '?');
     return { run: { id: runId.replace(/[^A-Za-z0-9-]/g, ''), by }, runUrl, actor, signal };
 }
+/** One issue per run attempt: the run's identity, hidden in the issue body. */
+function issueMarker(config) {
+    const env = process.env;
+    return env.GITHUB_RUN_ID
+        ? `${config.owner}/${config.repo} run ${env.GITHUB_RUN_ID} attempt ${env.GITHUB_RUN_ATTEMPT ?? '1'}`
+        : `${config.owner}/${config.repo} local run ${randomBytes(6).toString('hex')}`;
+}
 /** Phase 7: the variable, the issue, the summary and the outputs. */
 async function report(config, rotation) {
     const outcome = rotation.outcome;
@@ -76323,7 +76933,8 @@ async function report(config, rotation) {
                 title: issueTitle(outcome),
                 body: issueBody(outcome),
                 labels: config.issueLabels,
-                assignees: config.issueAssignees
+                assignees: config.issueAssignees,
+                marker: issueMarker(config)
             });
             outcome.issue = { number: issue.number, url: issue.url };
             for (const warning$1 of issue.warnings)

@@ -795,6 +795,7 @@ step() { # name
   journal step-start "$1"
   do_step "$1" >>"$ROT/host.log" 2>&1
   status=$?
+  redact_host_log
   if [ "$status" = 0 ]; then
     journal step-end "$1" ok "$STEP_DETAIL"
     return 0
@@ -836,7 +837,44 @@ rollback() { # failed step
   [ "$ok" = 1 ]
 }
 
+# host.log holds compose's and psql's own output, which can quote a value
+# (compose v2: Invalid template: "<value>"). Rewritten in place (the run's
+# stdout appends to the same file) with every value of REDACT_KEYS, as the
+# .env, the staged file and the backup hold them, replaced by ***.
+redact_host_log() {
+  [ -n "${REDACT_KEYS:-}" ] && [ -s "$ROT/host.log" ] || return 0
+  awk -v keys="$REDACT_KEYS" '
+    function add(v) { if (length(v) >= 8) vals[++m] = v }
+    BEGIN {
+      n = split(keys, k, " ")
+      for (f = 1; f < ARGC; f++) {
+        while ((getline line < ARGV[f]) > 0) {
+          sub(/\r$/, "", line)
+          sub(/^export[ \t]+/, "", line)
+          for (i = 1; i <= n; i++) {
+            if (index(line, k[i] "=") != 1) continue
+            v = substr(line, length(k[i]) + 2)
+            add(v)
+            q = substr(v, 1, 1)
+            if ((q == "\"" || q == "\047") && substr(v, length(v), 1) == q) add(substr(v, 2, length(v) - 2))
+          }
+        }
+        close(ARGV[f])
+      }
+      ARGC = 1
+    }
+    {
+      for (j = 1; j <= m; j++)
+        while ((x = index($0, vals[j])) > 0) $0 = substr($0, 1, x - 1) "***" substr($0, x + length(vals[j]))
+      print
+    }
+  ' "$ENV_FILE" "$ROT/env.new" "${BACKUP_PATH:-/dev/null}" <"$ROT/host.log" >"$ROT/host.log.redacted" &&
+    cat "$ROT/host.log.redacted" >"$ROT/host.log"
+  rm -f "$ROT/host.log.redacted"
+}
+
 finish() { # result detail
+  redact_host_log
   rm -f "$ROT/env.new" "$ROT/env.kept" "$ENV_DIR/.$ENV_BASE.rotation-new.$$" \
     "$ENV_DIR/.$ENV_BASE.backup-new.$$" "$ENV_DIR/.$ENV_BASE.backup-new2.$$"
   [ "${TARGET:-compose}" = swarm ] && swarm_cleanup

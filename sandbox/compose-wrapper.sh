@@ -73,7 +73,8 @@ case $action in
     exec "$REAL_COMPOSE" "$@"
     ;;
   fail)
-    echo "compose-wrapper: injected failure for: $m" >&2
+    # A command stands for compose's own error output (run with sh -c, to stderr).
+    if [ -n "$command" ]; then sh -c "$command" >&2; else echo "compose-wrapper: injected failure for: $m" >&2; fi
     exit 1
     ;;
   hang)

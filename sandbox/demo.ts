@@ -2,7 +2,13 @@
 // action, shown live, then the issue and summary it produced and proof that
 // it took effect.
 import { startSandbox } from './index.js'
-import { ENVIRONMENTS, runAction, sandboxInputs, startSandboxGitHub } from './run-action.js'
+import {
+  ENVIRONMENTS,
+  runAction,
+  sandboxInputs,
+  seedCiSecretsFromHost,
+  startSandboxGitHub
+} from './run-action.js'
 
 const keep = process.argv.includes('--keep')
 const say = (text: string): void => {
@@ -13,6 +19,7 @@ say('Starting the sandbox: dockerd, sshd, PostgreSQL, the CloudBox stand-in, a G
 const started = Date.now()
 const sandbox = await startSandbox({ keep, log: (line) => process.stdout.write(`   ${line}\n`) })
 const github = await startSandboxGitHub()
+await seedCiSecretsFromHost(github, sandbox)
 process.stdout.write(`   ready in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
 
 let exitCode = 1

@@ -28,7 +28,7 @@ export type ComposeFault = {
   action: 'fail' | 'hang' | 'slow' | 'run-then-fail' | 'run-then-exec'
   /** For `slow`: seconds to wait before running the real compose (default 10). */
   seconds?: number
-  /** For `run-then-exec`: run with `sh -c` after the real compose. */
+  /** For `run-then-exec`: run with `sh -c` after the real compose; for `fail`: instead of it, its output as compose's error. */
   command?: string
   /** Fire only on the first `times` matching calls (default: every call). */
   times?: number

@@ -171,3 +171,19 @@ export async function startSandboxGitHub(): Promise<StandIn> {
     validateResponses: true
   })
 }
+
+/** The repository as a team has it: every listed scope holds the CI secrets with production's values. */
+export async function seedCiSecretsFromHost(
+  github: StandIn,
+  sandbox: Sandbox,
+  keys = ['JWT_SECRET', 'JWT_REFRESH_SECRET']
+): Promise<Record<string, string>> {
+  const { envValue } = await import('../src/host/dotenv.js')
+  const env = (await sandbox.readEnvFile()).toString('utf8')
+  const values: Record<string, string> = {}
+  for (const key of keys) values[key] = envValue(env, key) ?? ''
+  for (const scope of ['repository', ...ENVIRONMENTS.map((e) => `environment:${e}`)]) {
+    for (const key of keys) github.secrets(scope).set(key, values[key])
+  }
+  return values
+}

@@ -33,6 +33,10 @@ export interface Config {
   repo: string
   environments: string[]
   repositorySecrets: boolean
+  /** Create a rotated secret in a listed scope that does not hold it (first set-up). */
+  createMissing: boolean
+  /** Environments holding a same-named secret of another app. */
+  ignoreEnvironments: string[]
   keys: RotatedKey[]
   secretBytes: number
   ssh: {
@@ -368,6 +372,17 @@ export function readConfig(read: InputReader): Config {
     throw new ConfigError('environments', 'lists an environment twice')
   }
   const repositorySecrets = bool(read, 'repository-secrets', true)
+  const createMissing = bool(read, 'create-missing', false)
+  const ignoreEnvironments = splitList(read('ignore-environments'))
+  const both = ignoreEnvironments.filter((e) =>
+    environments.some((l) => l.toLowerCase() === e.toLowerCase())
+  )
+  if (both.length > 0) {
+    throw new ConfigError(
+      'ignore-environments',
+      `names ${both.join(', ')}, which environments lists too: an environment is either rotated or ignored`
+    )
+  }
 
   const deployPath = required(read, 'deploy-path').replace(/(.)\/+$/, '$1')
   if (!deployPath.startsWith('/') || !PATH_SEGMENT_SAFE.test(deployPath)) {
@@ -432,6 +447,8 @@ export function readConfig(read: InputReader): Config {
     repo: repoMatch[2],
     environments,
     repositorySecrets,
+    createMissing,
+    ignoreEnvironments,
     keys: parseKeys(read('keys') || 'JWT_SECRET,JWT_REFRESH_SECRET'),
     secretBytes: integer(read, 'secret-bytes', 64, 32, 1024),
     ssh: {

@@ -25,6 +25,14 @@ function runContext(signal: AbortSignal): RunContext {
   return { run: { id: runId.replace(/[^A-Za-z0-9-]/g, ''), by }, runUrl, actor, signal }
 }
 
+/** One issue per run attempt: the run's identity, hidden in the issue body. */
+function issueMarker(config: Config): string {
+  const env = process.env
+  return env.GITHUB_RUN_ID
+    ? `${config.owner}/${config.repo} run ${env.GITHUB_RUN_ID} attempt ${env.GITHUB_RUN_ATTEMPT ?? '1'}`
+    : `${config.owner}/${config.repo} local run ${randomBytes(6).toString('hex')}`
+}
+
 /** Phase 7: the variable, the issue, the summary and the outputs. */
 async function report(config: Config, rotation: Rotation): Promise<Outcome> {
   const outcome = rotation.outcome
@@ -43,7 +51,8 @@ async function report(config: Config, rotation: Rotation): Promise<Outcome> {
         title: issueTitle(outcome),
         body: issueBody(outcome),
         labels: config.issueLabels,
-        assignees: config.issueAssignees
+        assignees: config.issueAssignees,
+        marker: issueMarker(config)
       })
       outcome.issue = { number: issue.number, url: issue.url }
       for (const warning of issue.warnings) core.warning(warning)

@@ -78,6 +78,16 @@ export interface Outcome {
   restoredSecrets: SecretRef[]
   /** CI secrets that could not be written back. */
   unrestoredSecrets: Array<SecretRef & { error: string }>
+  /** Of updatedSecrets, those this run created (create-missing). */
+  createdSecrets?: SecretRef[]
+  /** Secrets this run had created, deleted again after a failure. */
+  removedSecrets?: SecretRef[]
+  /** Writes whose answer was lost and could not be undone: their value is unknown. */
+  unknownSecrets?: Array<SecretRef & { error: string }>
+  /** Listed scopes skipped because they do not hold a name (notices). */
+  skippedScopes?: string[]
+  /** Environments named in ignore-environments that hold a rotated name. */
+  ignoredEnvironments?: string[]
   health?: { status: 'verified' | 'failed' | 'skipped'; reason?: string }
   logins: LoginCheck[]
   logScan?: LogScanResult

@@ -1,33 +1,26 @@
 // The rotation, phase by phase (DESIGN §1): preflight, generate, CI secrets,
 // host, compensate, verify. Reporting is the caller's (main.ts).
 import * as core from '@actions/core'
-import { scopeLabel, secretScopes, type Config, type SecretScope } from './config.js'
-import { createOctokit, describeError, type Octokit } from './github/client.js'
+import { CiSecrets } from './ci-secrets.js'
+import type { Config } from './config.js'
+import { createOctokit, describeError } from './github/client.js'
 import { preflightIssues } from './github/issue.js'
-import {
-  preflightSecretScopes,
-  preflightVariables,
-  writeSecrets,
-  type ScopeKey,
-  type SecretWrite,
-  type WrittenSecret
-} from './github/secrets.js'
+import { preflightVariables } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
-import type { JournalEvent } from './host/journal.js'
-import { backupStamp, envFilePath, retireAfterMs, type HostMode } from './host/plan.js'
+import { backupStamp, followDeadlineSeconds, type HostMode } from './host/plan.js'
+import { HostRotation, textOf, type HostState, type RunIdentity } from './host/sequence.js'
 import {
-  HostRotation,
-  textOf,
-  type FollowResult,
-  type HostState,
-  type RunIdentity
-} from './host/sequence.js'
+  absorbSummary,
+  applyHostResult,
+  hostEnvState,
+  logJournalEvent
+} from './host/host-outcome.js'
 import { HostSession } from './host/ssh.js'
-import { restartLine, targetedCommands } from './host/targeted-plan.js'
-import { hostSteps, swarmCommands, swarmRestartLine, swarmRollbackLine } from './host/swarm.js'
-import type { HostStep, Outcome, SecretRef } from './outcome.js'
+import { hostSteps, planLines, restartLineFor } from './host/swarm-plan.js'
+import type { Outcome } from './outcome.js'
 import { generateSecret } from './secrets/generate.js'
 import { verificationOf, verifyRotation } from './verify/run.js'
+import { forwardingRefusal } from './verify/tunnel-http.js'
 
 export interface RunContext {
   run: RunIdentity
@@ -37,26 +30,22 @@ export interface RunContext {
   now?: () => Date
 }
 
-function ref(written: { scope: SecretScope; name: string }): SecretRef {
-  return { scope: scopeLabel(written.scope), name: written.name }
-}
-
 function mask(value: string): void {
   if (value !== '') core.setSecret(value)
 }
 
 export class Rotation {
   readonly outcome: Outcome
-  private octokit: Octokit | undefined
-  private scopeKeys: ScopeKey[] = []
+  private ci: CiSecrets | undefined
   private session: HostSession | undefined
   private host: HostRotation | undefined
   private hostState: HostState | undefined
   private newValues: Record<string, string> = {}
-  private written: WrittenSecret[] = []
   /** Host clock (ms) at the first step: the log scan's window starts there. */
   private hostStartedAt: number | undefined
   private readonly hostMode: HostMode
+  /** Why sshd refuses forwarded channels, when it does (found in preflight). */
+  private forwardingRefused: string | undefined
 
   constructor(
     private readonly config: Config,
@@ -163,8 +152,9 @@ export class Rotation {
         'mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead'
       )
     }
-    this.octokit = createOctokit(c.secretsToken)
-    const octokit = this.octokit
+    const octokit = createOctokit(c.secretsToken)
+    const ci = new CiSecrets(c, this.outcome, octokit)
+    this.ci = ci
     // GitHub and SSH are checked side by side; the host lock comes after both.
     // Each GitHub check runs even when another failed: all problems at once.
     const github = (async (): Promise<void> => {
@@ -179,13 +169,10 @@ export class Rotation {
         }
       }
       if (this.rotatesSecrets || c.recover) {
-        core.info(
-          `GitHub: checking ${secretScopes(c).map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`
-        )
-        await check(async () => {
-          this.scopeKeys = await preflightSecretScopes(octokit, c.owner, c.repo, secretScopes(c))
-          core.info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`)
-        })
+        const worstCase =
+          c.ssh.timeoutSeconds * 3 +
+          followDeadlineSeconds(c, hostSteps(c, this.hostMode).length)
+        await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()))
       }
       if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
         await check(async () => {
@@ -229,6 +216,12 @@ export class Rotation {
     }
     if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { problems })
     if (!this.hostState) throw new Error('host preflight gave no state')
+    this.forwardingRefused = await forwardingRefusal(this.session as HostSession, c.loginUrl)
+    if (this.forwardingRefused) {
+      core.warning(
+        `${this.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`
+      )
+    }
     const f = this.hostState.facts
     core.info(
       `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`
@@ -245,64 +238,21 @@ export class Rotation {
         service: t.service,
         why: t.reasons.join('; ')
       }))
-      core.info(
-        c.target === 'swarm'
-          ? swarmRestartLine(c.stackName, targets)
-          : restartLine(c.restart, targets)
-      )
+      core.info(restartLineFor(c, targets))
     }
   }
 
   private async dryRun(): Promise<void> {
     const c = this.config
     const state = this.hostState as HostState
-    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`
-    const stamp = backupStamp(this.outcome.rotatedAt)
     const plan: string[] = []
     if (this.rotatesSecrets) {
       plan.push(
         `generate ${c.keys.length} secret(s) of ${c.secretBytes} random bytes (base64): ${c.keys.map((k) => k.envKey).join(', ')}`
       )
-      for (const scope of secretScopes(c)) {
-        plan.push(
-          `write CI secrets ${c.keys.map((k) => k.secretName).join(', ')} in ${scopeLabel(scope)} (sealed with that scope's key)`
-        )
-      }
+      plan.push(...(this.ci as CiSecrets).planLines())
     }
-    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`)
-    plan.push(
-      `start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`
-    )
-    const commands: Record<string, string> = {
-      backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
-      down: `${compose} down`,
-      swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
-      'up-postgres': `${compose} up -d ${c.postgresService}`,
-      'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
-      revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
-      up: `${compose} up -d`,
-      health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-      'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
-    }
-    const targets = state.targets.map((t) => t.service).join(' ')
-    Object.assign(
-      commands,
-      targetedCommands(c, this.hostMode, compose, state.targets, {
-        user: state.postgresUser,
-        db: state.postgresDb
-      })
-    )
-    if (c.target === 'swarm')
-      Object.assign(
-        commands,
-        swarmCommands(c, state.targets, { user: state.postgresUser, db: state.postgresDb })
-      )
-    for (const step of hostSteps(c, this.hostMode)) plan.push(`host: ${step}: ${commands[step]}`)
-    plan.push(
-      c.target === 'swarm'
-        ? swarmRollbackLine()
-        : `on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`
-    )
+    plan.push(...planLines(c, this.hostMode, state, this.outcome.rotatedAt))
     for (const line of plan) core.info(line)
     this.outcome.plan = plan
     this.outcome.result = 'dry-run'
@@ -318,47 +268,10 @@ export class Rotation {
   }
 
   // ------------------------------------------------------------ 3. CI secrets
-  private ciWrites(values: Record<string, string>): SecretWrite[] {
-    const writes: SecretWrite[] = []
-    for (const scope of secretScopes(this.config)) {
-      for (const key of this.config.keys) {
-        writes.push({ scope, name: key.secretName, value: values[key.envKey] })
-      }
-    }
-    return writes
-  }
-
   private async writeCiSecrets(): Promise<boolean> {
-    const c = this.config
-    const result = await writeSecrets(
-      this.octokit as Octokit,
-      c.owner,
-      c.repo,
-      this.scopeKeys,
-      this.ciWrites(this.newValues),
-      {
-        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} updated`)
-      }
-    )
-    this.written = result.written
-    this.outcome.updatedSecrets = result.written.map(ref)
-    if (result.written.length > 0) {
-      this.outcome.stateNow =
-        'production untouched, still on the old secrets; CI secrets hold the new values'
-    }
-    if (result.written.length > 0) {
-      this.outcome.changed.push(
-        `CI secrets set to the new values: ${this.outcome.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
-      )
-    }
-    if (result.failed.length > 0) {
-      this.outcome.result = 'failed'
-      this.outcome.failure = `writing CI secrets failed: ${result.failed.map((f) => `${scopeLabel(f.scope)}/${f.name}: ${f.error}`).join('; ')}`
-      core.error(this.outcome.failure)
-      await this.compensate()
-      return false
-    }
-    return true
+    if (await (this.ci as CiSecrets).writeNew(this.newValues)) return true
+    await this.compensate()
+    return false
   }
 
   // ------------------------------------------------------------ 4. host
@@ -390,13 +303,12 @@ export class Rotation {
       `host sequence started on ${c.ssh.host} (${hostSteps(c, this.hostMode).join(' → ')})`
     )
     core.info(`Host sequence started; following ${c.deployPath}/.rotation/journal`)
-    const summary = await host.follow(
-      (event) => this.logEvent(event),
-      this.context.signal,
-      () => HostSession.connect(c.ssh)
+    const summary = await host.follow(logJournalEvent, this.context.signal, () =>
+      HostSession.connect(c.ssh)
     )
     this.session = host.currentSession
-    this.absorb(summary)
+    this.hostStartedAt = summary.steps[0]?.startedAt
+    absorbSummary(this.outcome, summary)
     if (this.context.signal.aborted && !summary.terminal) {
       const last = summary.steps.at(-1)
       this.outcome.result = 'failed'
@@ -414,205 +326,32 @@ export class Rotation {
         'CI secrets hold the new values; whether production does is unknown. Check the host journal, then re-run the rotation or run with recover: true.'
       return false
     }
-    return this.interpretHostResult(summary)
-  }
-
-  private logEvent(event: JournalEvent): void {
-    const t = new Date(event.at).toISOString().slice(11, 23)
-    switch (event.event) {
-      case 'step-start':
-        core.info(`[${t}] ▶ ${event.step}${event.detail ? ` (${event.detail})` : ''}`)
-        break
-      case 'step-end':
-        core.info(
-          `[${t}] ${event.status === 'ok' ? '✔' : '✘'} ${event.step}${event.detail ? `: ${event.detail}` : ''}`
-        )
-        break
-      case 'info':
-        core.info(`[${t}]   ${event.step}: ${event.detail ?? ''}`)
-        break
-      case 'rollback-start':
-        core.warning(`[${t}] rolling back after ${event.detail ?? 'a failed step'}`)
-        break
-      case 'result':
-        core.info(`[${t}] host result: ${event.status}${event.detail ? ` (${event.detail})` : ''}`)
-        break
-      default:
-        core.info(`[${t}] ${event.event} ${event.status ?? ''} ${event.detail ?? ''}`.trimEnd())
-    }
-  }
-
-  private absorb(summary: FollowResult): void {
-    this.hostStartedAt = summary.steps[0]?.startedAt
-    this.outcome.hostSteps = summary.steps.map((s): HostStep => ({
-      name: s.name,
-      status: s.status,
-      seconds:
-        s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
-      detail: s.detail
-    }))
-    this.outcome.hostResult = summary.result
-    this.outcome.downtimeSeconds = summary.downtimeSeconds
-    if (summary.services) this.outcome.restartedServices = summary.services
-    if (summary.apiDowntimeSeconds !== undefined)
-      this.outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds
-    const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service)
-    if (unexpected.length > 0)
-      core.warning(
-        `compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`
-      )
-    if (summary.backupPath) this.outcome.backupPath = summary.backupPath
-    const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok')
-    const rows = /rows=(\d+)/.exec(revoke?.detail ?? '')
-    if (rows) this.outcome.revokedRows = Number(rows[1])
-  }
-
-  private interpretHostResult(summary: FollowResult): boolean {
-    const c = this.config
-    const where = `${c.deployPath}/${c.envFile}`
-    switch (summary.result) {
-      case 'success':
-        this.outcome.result = 'success'
-        this.outcome.changed.push(
-          c.mode === 'retire-previous'
-            ? `${where}: *_PREVIOUS lines removed; services recreated`
-            : `${where}: ${c.keys.map((k) => k.envKey).join(', ')} replaced${c.mode === 'graceful' ? ' (old values kept as *_PREVIOUS)' : ''}; services restarted`
-        )
-        if (this.outcome.revokedRows !== undefined)
-          this.outcome.changed.push(`${this.outcome.revokedRows} refresh token(s) revoked`)
-        this.outcome.stateNow = 'production runs on the new secrets and answers its health check'
-        if (c.mode === 'graceful') {
-          const envText = (this.hostState as HostState).envText
-          const lifetime = retireAfterMs({
-            access: envValue(envText, 'JWT_EXPIRES_IN'),
-            refresh: envValue(envText, 'JWT_REFRESH_EXPIRES_IN')
-          })
-          this.outcome.retireAfter = new Date(
-            Date.parse(this.outcome.rotatedAt) + lifetime.ms
-          ).toISOString()
-          this.outcome.retireAfterReason = lifetime.why
-        }
-        return true
-      case 'recovered':
-        this.outcome.result = 'recovered'
-        this.outcome.changed.push(
-          summary.restoredFrom
-            ? `${where}: restored from ${summary.restoredFrom}; services started`
-            : `${where}: kept (the interrupted run died before its backup, so before changing it); services started`
-        )
-        this.outcome.stateNow = `production runs on the ${summary.restoredFrom ? 'restored' : 'kept'} .env and answers its health check`
-        return true
-      case 'aborted':
-        this.outcome.result = 'failed'
-        this.outcome.failure = `the host sequence stopped before changing anything (${summary.failedStep ?? '?'} failed${this.stepDetail(summary)})`
-        this.outcome.stateNow = 'production untouched, still on the old secrets'
-        return false
-      case 'rolled-back':
-        this.outcome.result = 'rolled-back'
-        this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)}; the host rolled back`
-        this.outcome.changed.push(
-          `${where}: swapped, then restored from the backup; services restarted`
-        )
-        this.outcome.stateNow = 'production is back on the old secrets and answers its health check'
-        if (summary.steps.some((s) => s.name === 'revoke' && s.status === 'ok')) {
-          this.outcome.changed.push(
-            'the refresh tokens were revoked before the failure: EVERY USER WAS LOGGED OUT and must sign in again (on the old secrets)'
-          )
-          this.outcome.stateNow += '; every user was logged out (their refresh tokens were revoked)'
-        }
-        return false
-      default:
-        this.outcome.result = 'failed'
-        this.outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${this.stepDetail(summary)} and the rollback failed too (${summary.result})`
-        this.outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${this.hostState?.composeCommand ?? 'docker compose'} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`
-        this.outcome.changed.push(`${where}: swapped and rollback attempted`)
-        return false
-    }
-  }
-
-  private stepDetail(summary: FollowResult): string {
-    const step = summary.steps.find((s) => s.name === summary.failedStep)
-    return step?.detail ? ` (${step.detail})` : ''
-  }
-
-  // ------------------------------------------------------------ 5. compensate
-  /** What the host's .env holds now, as far as this run knows. */
-  private hostEnvState(): 'old' | 'new' | 'unknown' {
-    if (this.host?.launchUnknown) return 'unknown'
-    if (!this.host?.launched) return 'old'
-    switch (this.outcome.hostResult) {
-      case 'success':
-        return 'new'
-      case 'aborted':
-      case 'rolled-back':
-        return 'old'
-      case undefined:
-        return 'unknown'
-      default:
-        // rollback-failed: the .env is old again unless restoring it failed.
-        return this.outcome.hostSteps.some(
-          (s) => s.name === 'rollback-restore' && s.status === 'fail'
-        )
-          ? 'unknown'
-          : 'old'
-    }
-  }
-
-  /** Writes the old values back into every CI secret already set to a new one. */
-  private async compensate(): Promise<void> {
-    if (this.written.length === 0) return
-    const c = this.config
-    if (this.hostEnvState() !== 'old') {
-      this.outcome.mismatch ??=
-        'CI secrets hold the NEW values, and whether the host .env does is unknown. Check the host journal and .env, then re-run the rotation (or run with recover: true).'
-      core.error(this.outcome.mismatch)
-      return
-    }
-    const state = this.hostState as HostState
-    const old: SecretWrite[] = this.written.map((w) => {
-      const key = c.keys.find((k) => k.secretName === w.name)
-      return {
-        scope: w.scope,
-        name: w.name,
-        value: textOf(state.oldValues[key?.envKey ?? ''] ?? '')
-      }
+    return applyHostResult(this.outcome, c, summary, {
+      envText: (this.hostState as HostState).envText,
+      composeCommand: (this.hostState as HostState).composeCommand
     })
-    core.info(`Writing the old values back into ${old.length} CI secret(s)`)
-    const result = await writeSecrets(
-      this.octokit as Octokit,
-      c.owner,
-      c.repo,
-      this.scopeKeys,
+  }
+
+  /** Undoes the CI writes when the host is known to be on the old values. */
+  private async compensate(): Promise<void> {
+    const ci = this.ci
+    if (!ci?.attempted) return
+    const c = this.config
+    const old: Record<string, string> = {}
+    for (const [k, v] of Object.entries(this.hostState?.oldValues ?? {})) old[k] = textOf(v)
+    await ci.compensate(
+      hostEnvState(this.outcome, this.host),
       old,
-      {
-        onWritten: (w) => core.info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`)
-      }
+      this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`
     )
-    this.outcome.restoredSecrets = result.written.map(ref)
-    this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }))
-    const restored = new Set(this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`))
-    this.outcome.updatedSecrets = this.outcome.updatedSecrets.filter(
-      (s) => !restored.has(`${s.scope}/${s.name}`)
-    )
-    if (result.written.length > 0) {
-      this.outcome.changed.push(
-        `CI secrets written back to the old values: ${[...restored].join(', ')}`
-      )
-    }
-    if (!this.host?.launched)
-      this.outcome.stateNow = 'production untouched, still on the old secrets'
-    if (result.failed.length > 0) {
-      this.outcome.mismatch = `CI and production DISAGREE: ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} still hold the new value while production runs on the old one. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${this.outcome.backupPath ?? `${c.deployPath}/${c.envFile}.backup`} by hand.`
-      core.error(this.outcome.mismatch)
-    } else {
-      this.outcome.stateNow += '; CI secrets are back on the old values'
-    }
+    if (!this.host?.launched && !this.outcome.mismatch)
+      this.outcome.stateNow =
+        'production untouched, still on the old secrets; CI secrets are back on the old values'
   }
 
   /** After a recovery, CI secrets get the restored .env's values (an interrupted run may have changed them). */
   private async alignAfterRecovery(): Promise<void> {
     const c = this.config
-    if (this.scopeKeys.length === 0) return
     const session = this.session as HostSession
     const text = (await session.readFile(`${c.deployPath}/${c.envFile}`)).toString('latin1')
     const values: Record<string, string> = {}
@@ -623,24 +362,7 @@ export class Rotation {
       mask(value)
       values[key.envKey] = value
     }
-    const writes = this.ciWrites(values).filter((w) => w.value !== undefined)
-    const result = await writeSecrets(
-      this.octokit as Octokit,
-      c.owner,
-      c.repo,
-      this.scopeKeys,
-      writes
-    )
-    this.outcome.restoredSecrets = result.written.map(ref)
-    this.outcome.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }))
-    if (result.written.length > 0) {
-      this.outcome.changed.push(
-        `CI secrets set to the restored .env's values: ${this.outcome.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
-      )
-    }
-    if (result.failed.length > 0) {
-      this.outcome.mismatch = `CI secrets ${this.outcome.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} could not be aligned with the restored .env: set them by hand or re-run`
-    }
+    await (this.ci as CiSecrets).alignAfterRecovery(values)
   }
 
   // ------------------------------------------------------------ 6. verify
@@ -663,7 +385,8 @@ export class Rotation {
               ...Object.values(state.oldValues).map(textOf),
               ...(this.host?.redactionValues ?? [])
             ],
-            mask
+            mask,
+            forwardingRefused: this.forwardingRefused
           },
           this.outcome.rotatedAt
         )
@@ -734,6 +457,9 @@ export class Rotation {
       o.rotationDateVariable = { name, status: 'set' }
     } catch (error) {
       o.rotationDateVariable = { name, status: 'failed', reason: describeError(error) }
+      core.warning(
+        `the rotation succeeded, but setting the repository variable ${name} failed: ${describeError(error)}; set it to ${o.rotatedAt} by hand`
+      )
     }
   }
 }

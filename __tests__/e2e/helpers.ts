@@ -3,13 +3,14 @@
 import { afterAll, beforeAll, beforeEach, expect } from '@jest/globals'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
-import { envValue, parseEnv } from '../../src/host/dotenv.js'
+import { parseEnv } from '../../src/host/dotenv.js'
 import type { StandIn } from '../../sandbox/github-api/server.js'
 import { startSandbox, type Credentials, type Sandbox } from '../../sandbox/index.js'
 import {
   ENVIRONMENTS,
   runAction,
   sandboxInputs,
+  seedCiSecretsFromHost,
   startSandboxGitHub,
   type ActionRun,
   type RunOptions
@@ -61,20 +62,17 @@ export function useBed(use: (bed: Bed) => void, options: { previousSecrets?: boo
     await stopBed(bed)
   })
   beforeEach(async () => {
-    await bed?.sandbox.reset()
-    bed?.github.clearFaults()
+    if (!bed) return
+    await bed.sandbox.reset()
+    // A team's repository: every listed scope holds the secrets with production's values.
+    bed.github.reset()
+    await seedCiSecrets(bed)
   })
 }
 
 /** Seeds every CI secret with the host's current values, as a team would have them. */
 export async function seedCiSecrets(bed: Bed): Promise<Record<string, string>> {
-  const env = (await bed.sandbox.readEnvFile()).toString('utf8')
-  const values: Record<string, string> = {}
-  for (const key of KEYS) values[key] = envValue(env, key) as string
-  for (const scope of SCOPES) {
-    for (const key of KEYS) bed.github.secrets(scope).set(key, values[key])
-  }
-  return values
+  return seedCiSecretsFromHost(bed.github, bed.sandbox, KEYS)
 }
 
 export function ciSecret(bed: Bed, scope: string, name: string): string | undefined {

@@ -21,7 +21,9 @@ import {
   expectResult,
   journalOf,
   lastIssue,
+  leaks,
   login,
+  readablePlaces,
   seedCiSecrets,
   useBed,
   type Bed
@@ -307,5 +309,37 @@ describe('preflight lists every problem at once', () => {
       /no-such-env/
     )
     expect(stdout).toMatch(/compose file \S+missing\.yml does not exist/)
+  })
+})
+
+describe('host text is redacted', () => {
+  it("compose's own error quoting the new secret reaches no log, journal or issue", async () => {
+    const old = await seedCiSecrets(bed)
+    // compose v2 prints the offending value: `Invalid template: "<value>"`.
+    await bed.sandbox.setComposeFaults([
+      {
+        match: '^up -d',
+        action: 'fail',
+        times: 1,
+        command:
+          'printf "ERROR: Invalid template: \\"%s\\"\\n" "$(sed -n "s/^JWT_SECRET=//p" .env)"; printf "also %s\\n" "$(sed -n "s/^JWT_REFRESH_SECRET=//p" .env)"'
+      }
+    ])
+    const run = await bed.rotate()
+    expectResult(run, 'rolled-back')
+    // The fault did print a secret: the new one, now gone from the .env but
+    // known to the stand-in, which opened the sealed value.
+    const hostLog = readFileSync(path.join(bed.sandbox.deployPath, '.rotation', 'host.log'), 'utf8')
+    expect(hostLog).toMatch(/ERROR: Invalid template: "\*\*\*"/)
+    expect(hostLog).toMatch(/also \*\*\*/)
+    const places = readablePlaces(bed, run)
+    const written = bed.github.secretWrites.length > 0
+    expect(written).toBe(true)
+    expect(leaks([...Object.values(old)], places)).toEqual([])
+    // Every new value the run generated was masked for the runner; none reached a readable place.
+    const masked = [...run.stdout.matchAll(/^::add-mask::(.+)$/gm)].map((m) => m[1])
+    const generated = masked.filter((v) => v.length >= 80 && !Object.values(old).includes(v))
+    expect(generated.length).toBeGreaterThanOrEqual(2)
+    expect(leaks(generated, places)).toEqual([])
   })
 })

@@ -23,6 +23,8 @@ export interface StandInOptions {
   validateResponses?: boolean
   /** Port on 127.0.0.1; default 0 (random). */
   port?: number
+  /** Token → the `github-authentication-token-expiration` GitHub sends for it (fine-grained PATs, App tokens). */
+  tokenExpiry?: Record<string, string>
 }
 
 export interface Fault {
@@ -33,6 +35,8 @@ export interface Fault {
   times?: number
   body?: unknown
   headers?: Record<string, string>
+  /** Carry the request out first, then answer with the fault: an answer lost after GitHub applied it. */
+  afterApplying?: boolean
 }
 
 export interface StandIn {
@@ -55,6 +59,16 @@ export interface StandIn {
   keyId(scope: string): string
   /** Base64 public key of a scope. */
   publicKey(scope: string): string
+  /** A new environment (with its own key pair), as created in the repository's settings. */
+  addEnvironment(name: string): void
+  /** Every secret of every scope is deleted (not API writes). */
+  clearSecrets(): void
+  /** Organization secrets visible to the repository: name → visibility. */
+  orgSecrets: Map<string, 'all' | 'private' | 'selected'>
+  /** From now on the token is rejected with 401 (expired or revoked). */
+  revokeToken(token: string): void
+  /** Back to the start: no secret, no organization secret, only the initial environments, every token valid, no fault. */
+  reset(): void
   inject(fault: Fault | { latencyMs: number }): void
   /** 403 with retry-after and GitHub's secondary rate limit message. */
   injectSecondaryRateLimit(fault: {
@@ -110,10 +124,12 @@ const notFound = (): HttpError => error(404, 'Not Found')
 function permissionFor(route: Route): Permission | undefined {
   const t = route.template
   if (t.includes('/environments/{environment_name}/secrets')) return 'environments'
-  if (t.includes('/actions/secrets')) return 'secrets'
+  if (t.includes('/actions/secrets') || t.endsWith('/actions/organization-secrets'))
+    return 'secrets'
   if (t.includes('/actions/variables')) return 'variables'
   if (t.endsWith('/issues')) return 'issues'
-  if (t.endsWith('/environments/{environment_name}')) return 'environments'
+  if (t.endsWith('/environments/{environment_name}') || t.endsWith('/environments'))
+    return 'environments'
   return undefined
 }
 
@@ -149,6 +165,8 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
   const requests: StandIn['requests'] = []
   const responseProblems: string[] = []
   let faults: Array<Fault & { left: number }> = []
+  const orgSecrets: StandIn['orgSecrets'] = new Map()
+  const revoked = new Set<string>()
   let latencyMs = 0
   let url = ''
 
@@ -162,7 +180,7 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
   const authorize = (req: IncomingMessage, route: Route): void => {
     const header = req.headers.authorization ?? ''
     const match = /^(?:Bearer|token)\s+(\S+)$/i.exec(header)
-    const perms = match ? opts.tokens[match[1]] : undefined
+    const perms = match && !revoked.has(match[1]) ? opts.tokens[match[1]] : undefined
     if (perms === undefined) throw error(401, 'Bad credentials')
     if (
       route.params.owner?.toLowerCase() !== opts.owner.toLowerCase() ||
@@ -186,7 +204,10 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
   }
 
   type Answer = { status: number; body?: unknown; headers?: Record<string, string> }
-  const handlers: Record<string, (route: Route, body: Record<string, unknown>) => Answer> = {
+  const handlers: Record<
+    string,
+    (route: Route, body: Record<string, unknown>, request: URL) => Answer
+  > = {
     'GET /repos/{owner}/{repo}': () => {
       const repo = openapi.example('GET', '/repos/{owner}/{repo}', 200)
       const owner = repo.owner as Record<string, unknown>
@@ -239,6 +260,45 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     'DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}': (route) => deleteSecret(route),
     'DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}': (route) =>
       deleteSecret(route),
+    'GET /repos/{owner}/{repo}/environments': (_route, _body, request) => {
+      const all = [...environmentIds].map(([name, id]) => {
+        const env = openapi.example(
+          'GET',
+          '/repos/{owner}/{repo}/environments/{environment_name}',
+          200
+        )
+        return Object.assign(env, {
+          id,
+          name,
+          url: `${url}/repos/${opts.owner}/${opts.repo}/environments/${encodeURIComponent(name)}`,
+          html_url: `${url}/${opts.owner}/${opts.repo}/deployments/activity_log?environments_filter=${encodeURIComponent(name)}`
+        })
+      })
+      return page(request, all, 'environments')
+    },
+    'GET /repos/{owner}/{repo}/actions/secrets': (route, _body, request) =>
+      secretList(route, request),
+    'GET /repos/{owner}/{repo}/environments/{environment_name}/secrets': (route, _body, request) =>
+      secretList(route, request),
+    'GET /repos/{owner}/{repo}/actions/organization-secrets': (_route, _body, request) => {
+      const t = '2025-01-10T10:00:00Z'
+      const all = [...orgSecrets].map(([name, visibility]) => ({
+        name,
+        created_at: t,
+        updated_at: t,
+        visibility
+      }))
+      return page(request, all, 'secrets')
+    },
+    'GET /repos/{owner}/{repo}/issues': (_route, _body, request) => {
+      const state = request.searchParams.get('state') ?? 'open'
+      const all = issues
+        .filter(() => state === 'all' || state === 'open')
+        .slice()
+        .reverse()
+        .map((record) => issueBody(record))
+      return page(request, all)
+    },
     'GET /repos/{owner}/{repo}/actions/variables/{name}': (route) => {
       const name = route.params.name.toUpperCase()
       const v = variables.get(name)
@@ -344,6 +404,45 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     return JSON.parse(JSON.stringify(issue))
   }
 
+  /** One page the way GitHub pages: per_page (≤ 100, default 30), page, and a Link header. */
+  const page = (request: URL, all: unknown[], key?: string): Answer => {
+    const query = request.searchParams
+    const perPage = Number(query.get('per_page') ?? '30')
+    const number = Number(query.get('page') ?? '1')
+    if (!Number.isInteger(perPage) || perPage < 1 || perPage > 100) {
+      throw error(422, 'Invalid request.\n\nper_page must be an integer from 1 to 100.')
+    }
+    if (!Number.isInteger(number) || number < 1)
+      throw error(422, 'Invalid request.\n\npage must be a positive integer.')
+    const items = all.slice((number - 1) * perPage, number * perPage)
+    const last = Math.max(1, Math.ceil(all.length / perPage))
+    const link = (n: number, rel: string): string => {
+      const target = new URL(`${url}${request.pathname}`)
+      target.searchParams.set('per_page', String(perPage))
+      target.searchParams.set('page', String(n))
+      return `<${target.toString()}>; rel="${rel}"`
+    }
+    const links = [
+      ...(number < last ? [link(number + 1, 'next'), link(last, 'last')] : []),
+      ...(number > 1 ? [link(1, 'first'), link(number - 1, 'prev')] : [])
+    ]
+    return {
+      status: 200,
+      body: key === undefined ? items : { total_count: all.length, [key]: items },
+      headers: links.length > 0 ? { link: links.join(', ') } : {}
+    }
+  }
+
+  const secretList = (route: Route, request: URL): Answer => {
+    const scope = scopeOf(route)
+    const all = [...scope.secrets].map(([name, s]) => ({
+      name,
+      created_at: s.createdAt,
+      updated_at: s.updatedAt
+    }))
+    return page(request, all, 'secrets')
+  }
+
   const publicKeyOf = (scope: Scope): Answer => ({
     status: 200,
     body: {
@@ -426,6 +525,10 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     )
     if (fault !== undefined) {
       fault.left--
+      if (fault.afterApplying) {
+        const route = openapi.match(method, pathname)
+        if (route !== undefined) await dispatch(req, route, raw).catch(() => undefined)
+      }
       return {
         status: fault.status,
         body: fault.body ?? {
@@ -468,7 +571,13 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     }
     const problems = openapi.validateRequest(route, body)
     if (problems.length > 0) throw error(422, `Invalid request.\n\n${problems.join('\n')}`)
-    return { ...handler(route, body ?? {}), route }
+    return { ...handler(route, body ?? {}, new URL(req.url ?? '/', 'http://stand-in')), route }
+  }
+
+  const expiryHeader = (req: IncomingMessage): Record<string, string> => {
+    const token = /^(?:Bearer|token)\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
+    const expiry = token === undefined ? undefined : opts.tokenExpiry?.[token]
+    return expiry === undefined ? {} : { 'github-authentication-token-expiration': expiry }
   }
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -514,6 +623,7 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
           'x-ratelimit-limit': '5000',
           'x-ratelimit-remaining': '4999',
           'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600),
+          ...expiryHeader(req),
           ...(answer.headers ?? {})
         })
         res.end(text)
@@ -557,6 +667,32 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     requests,
     responseProblems,
     keyId: (label) => scopeNamed(label).keyId,
+    addEnvironment(name) {
+      if (environmentIds.has(name)) return
+      makeScope(`environment:${name}`)
+      environmentIds.set(name, 161088000 + environmentIds.size)
+    },
+    clearSecrets() {
+      for (const scope of scopes.values()) scope.secrets.clear()
+    },
+    orgSecrets,
+    revokeToken(token) {
+      revoked.add(token)
+    },
+    reset() {
+      for (const label of [...scopes.keys()]) {
+        const env = label.replace(/^environment:/, '')
+        if (label !== 'repository' && !opts.environments.includes(env)) {
+          scopes.delete(label)
+          environmentIds.delete(env)
+        }
+      }
+      for (const scope of scopes.values()) scope.secrets.clear()
+      orgSecrets.clear()
+      revoked.clear()
+      faults = []
+      latencyMs = 0
+    },
     publicKey: (label) =>
       sodium.to_base64(scopeNamed(label).publicKey, sodium.base64_variants.ORIGINAL),
     inject(fault) {

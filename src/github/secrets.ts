@@ -27,6 +27,12 @@ export interface FailedSecret {
   scope: SecretScope
   name: string
   error: string
+  /**
+   * The answer was lost or was a server error after retries: GitHub may have
+   * applied the write. False only when GitHub refused it (4xx) or it was
+   * never sent.
+   */
+  ambiguous: boolean
 }
 
 export interface WriteResult {
@@ -191,19 +197,21 @@ export async function writeSecrets(
   opts: WriteOptions = {}
 ): Promise<WriteResult> {
   const byScope = new Map(keys.map((k) => [scopeLabel(k.scope), k]))
-  const outcome: Array<{ ok: true } | { ok: false; error: string }> = new Array(writes.length)
+  const outcome: Array<{ ok: true } | { ok: false; error: string; ambiguous: boolean }> = new Array(
+    writes.length
+  )
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 4))
 
   const writeOne = async (write: SecretWrite): Promise<void> => {
     const key = byScope.get(scopeLabel(write.scope))
     if (key === undefined) {
-      throw new Error(`no public key for ${scopeLabel(write.scope)} (it was not preflighted)`)
+      throw new NotSent(`no public key for ${scopeLabel(write.scope)} (it was not preflighted)`)
     }
     let encrypted: string
     try {
       encrypted = await sealSecret(write.value, key.key)
     } catch (error) {
-      throw new Error(`sealing failed: ${(error as Error).message}`)
+      throw new NotSent(`sealing failed: ${(error as Error).message}`)
     }
     const body = {
       owner,
@@ -231,12 +239,11 @@ export async function writeSecrets(
         await writeOne(write)
         outcome[index] = { ok: true }
       } catch (error) {
+        const notSent = error instanceof NotSent
         outcome[index] = {
           ok: false,
-          error:
-            errorStatus(error) === undefined && error instanceof Error && !('response' in error)
-              ? error.message
-              : writeError(write, error)
+          error: notSent ? error.message : writeError(write, error),
+          ambiguous: !notSent && isAmbiguous(error)
         }
         continue
       }
@@ -255,8 +262,71 @@ export async function writeSecrets(
   writes.forEach((write, i) => {
     const o = outcome[i]
     if (o.ok) result.written.push({ scope: write.scope, name: write.name })
-    else result.failed.push({ scope: write.scope, name: write.name, error: o.error })
+    else
+      result.failed.push({
+        scope: write.scope,
+        name: write.name,
+        error: o.error,
+        ambiguous: o.ambiguous
+      })
   })
+  return result
+}
+
+/** A write that failed before any request was sent. */
+class NotSent extends Error {}
+
+/**
+ * Whether a failed request may still have been applied: no answer at all
+ * (reset, timeout) or a server error. A 4xx is GitHub refusing it.
+ */
+export function isAmbiguous(error: unknown): boolean {
+  const status = errorStatus(error)
+  if (status === undefined) return true
+  return status >= 500 || status === 408
+}
+
+export interface DeleteResult {
+  deleted: WrittenSecret[]
+  failed: FailedSecret[]
+}
+
+/**
+ * Deletes secrets this run created. A secret that is already gone (404)
+ * counts as deleted: the scope is back to holding no such name.
+ */
+export async function deleteSecrets(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  list: WrittenSecret[]
+): Promise<DeleteResult> {
+  const result: DeleteResult = { deleted: [], failed: [] }
+  for (const item of list) {
+    try {
+      if (item.scope.kind === 'repository') {
+        await octokit.request('DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}', {
+          owner,
+          repo,
+          secret_name: item.name
+        })
+      } else {
+        await octokit.request(
+          'DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}',
+          { owner, repo, environment_name: item.scope.name, secret_name: item.name }
+        )
+      }
+      result.deleted.push(item)
+    } catch (error) {
+      if (errorStatus(error) === 404) result.deleted.push(item)
+      else
+        result.failed.push({
+          ...item,
+          error: describeError(error),
+          ambiguous: isAmbiguous(error)
+        })
+    }
+  }
   return result
 }
 

@@ -382,6 +382,7 @@ export class HostRotation {
       TARGETS: state.targets.map((t) => t.service).join(' '),
       HEALTH_INTERVAL: '0.1',
       BACKUP_PATH: backupPath,
+      REDACT_KEYS: this.config.keys.flatMap((k) => [k.envKey, `${k.envKey}_PREVIOUS`]).join(' '),
       BACKUP_RETENTION: c.backupRetention,
       ENV_SHA256: state.envSha256,
       ENV_MODE: state.facts.envMode ?? '600',

@@ -158,7 +158,13 @@ export class HostSession {
       connection.forwardOut('127.0.0.1', 0, host, port, (error, channel) =>
         error
           ? reject(
-              new SshError(`cannot open a forwarded channel to ${host}:${port}: ${error.message}`)
+              Object.assign(
+                new SshError(
+                  `cannot open a forwarded channel to ${host}:${port}: ${error.message}`
+                ),
+                // SSH_OPEN_* reason: 1 administratively prohibited (AllowTcpForwarding), 2 connect failed.
+                { openFailure: (error as Error & { reason?: unknown }).reason }
+              )
             )
           : resolve(channel)
       )

@@ -97,6 +97,14 @@ function ciItem(o: Outcome, text: string): ChecklistItem {
       reason: `${plural(unrestored.length, 'CI secret')} could not be restored to the previous value (${refs(unrestored)}): CI and production disagree`
     }
   }
+  const unknown = o.unknownSecrets ?? []
+  if (unknown.length > 0) {
+    return {
+      text,
+      done: false,
+      reason: `${plural(unknown.length, 'CI secret')} in an unknown state (${refs(unknown)}): a write's answer was lost`
+    }
+  }
   if (o.refused && o.refused.length > 0) {
     return { text, done: false, reason: 'not run: refused by preflight; no CI secret was written' }
   }
@@ -105,8 +113,12 @@ function ciItem(o: Outcome, text: string): ChecklistItem {
   }
   if (o.result === 'rolled-back' || o.result === 'failed') {
     const what = o.result === 'rolled-back' ? 'rotation rolled back' : 'rotation failed'
-    if (o.restoredSecrets.length > 0) {
-      return { text, done: false, reason: `${what}; CI secrets restored to the previous values` }
+    if (o.restoredSecrets.length > 0 || (o.removedSecrets ?? []).length > 0) {
+      return {
+        text,
+        done: false,
+        reason: `${what}; CI secrets restored to the previous values${(o.removedSecrets ?? []).length > 0 ? ' (the ones this run created deleted)' : ''}`
+      }
     }
     if (o.updatedSecrets.length > 0) {
       return {

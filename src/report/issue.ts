@@ -154,10 +154,14 @@ export function renderHostSteps(o: Outcome): string {
 export function renderSecrets(o: Outcome): string {
   const parts = ['## CI secrets written']
   if (o.updatedSecrets.length > 0) {
+    const created = new Set((o.createdSecrets ?? []).map((s) => `${s.scope}/${s.name}`))
     parts.push(
       table(
         ['Scope', 'Name'],
-        o.updatedSecrets.map((s) => [inline(s.scope), code(s.name)])
+        o.updatedSecrets.map((s) => [
+          inline(s.scope),
+          `${code(s.name)}${created.has(`${s.scope}/${s.name}`) ? ' (created)' : ''}`
+        ])
       )
     )
   } else {
@@ -172,6 +176,33 @@ export function renderSecrets(o: Outcome): string {
       ['**Restored to the previous values:**', ...o.restoredSecrets.map((s) => `- ${ref(s)}`)].join(
         '\n'
       )
+    )
+  }
+  if (o.removedSecrets && o.removedSecrets.length > 0) {
+    parts.push(
+      [
+        '**Created by this run, deleted again:**',
+        ...o.removedSecrets.map((s) => `- ${ref(s)}`)
+      ].join('\n')
+    )
+  }
+  if (o.unknownSecrets && o.unknownSecrets.length > 0) {
+    parts.push(
+      alert('CAUTION', [
+        `**State UNKNOWN: the answer to ${o.unknownSecrets.length === 1 ? 'this write' : 'these writes'} was lost, so ${o.unknownSecrets.length === 1 ? 'it' : 'each'} may hold the new value or the old one; check the secret's "updated" time in Settings:**`,
+        ...o.unknownSecrets.map((s) => `- ${ref(s)}: ${inline(s.error)}`)
+      ])
+    )
+  }
+  if (o.skippedScopes && o.skippedScopes.length > 0) {
+    parts.push(['**Skipped:**', ...o.skippedScopes.map((line) => `- ${inline(line)}`)].join('\n'))
+  }
+  if (o.ignoredEnvironments && o.ignoredEnvironments.length > 0) {
+    parts.push(
+      [
+        "**Left alone (ignore-environments: another app's secret of the same name):**",
+        ...o.ignoredEnvironments.map((e) => `- ${inline(e)}`)
+      ].join('\n')
     )
   }
   if (o.unrestoredSecrets.length > 0) {

@@ -20,6 +20,8 @@ export interface VerifyInput {
   /** Values to redact from log samples. */
   secrets: string[]
   mask: (value: string) => void
+  /** Preflight found sshd refusing forwarded channels: the checks through one are skipped. */
+  forwardingRefused?: string
 }
 
 export type VerifyChecks = Pick<Outcome, 'health' | 'logins' | 'logScan'>
@@ -54,20 +56,27 @@ export async function verifyRotation(
     }
   }
   const live = session
-  const health = await attempt(
-    async () => {
-      const answer = await requestThroughTunnel(live, c.healthUrl)
-      return answer.status >= 200 && answer.status < 300
-        ? { status: 'verified' as const }
-        : { status: 'failed' as const, reason: `${c.healthUrl} answered HTTP ${answer.status}` }
-    },
-    (reason) => ({ status: 'failed' as const, reason })
-  )
+  const refused = input.forwardingRefused
+  const health = refused
+    ? { status: 'skipped' as const, reason: `${refused} (the host's own health step passed)` }
+    : await attempt(
+        async () => {
+          const answer = await requestThroughTunnel(live, c.healthUrl)
+          return answer.status >= 200 && answer.status < 300
+            ? { status: 'verified' as const }
+            : { status: 'failed' as const, reason: `${c.healthUrl} answered HTTP ${answer.status}` }
+        },
+        (reason) => ({ status: 'failed' as const, reason })
+      )
   const logins: LoginCheck[] = []
   for (const [account, credentials, checkUrl] of [
     ['admin', c.adminCredentials, c.adminCheckUrl],
     ['user', c.userCredentials, c.userCheckUrl]
   ] as const) {
+    if (refused && credentials) {
+      logins.push({ account, status: 'skipped', reason: refused })
+      continue
+    }
     logins.push(
       await attempt(
         () => checkLogin(live, account, credentials, c.loginUrl, checkUrl, input.mask),

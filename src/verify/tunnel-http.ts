@@ -68,3 +68,28 @@ export async function requestThroughTunnel(
     request.end(body)
   })
 }
+
+/**
+ * Whether sshd lets this user open forwarded channels (AllowTcpForwarding):
+ * the verification checks go through one. Undefined when it does, else why not.
+ */
+export async function forwardingRefusal(
+  session: HostSession,
+  url: string
+): Promise<string | undefined> {
+  const target = new URL(url)
+  const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80))
+  const host = target.hostname.replace(/^\[|\]$/g, '')
+  try {
+    const channel = await session.forward(host, port)
+    channel.destroy()
+    return undefined
+  } catch (error) {
+    // Connect failed means sshd tried: forwarding itself is allowed.
+    if ((error as { openFailure?: unknown }).openFailure === 2) return undefined
+    if ((error as { openFailure?: unknown }).openFailure === 1) {
+      return `sshd refuses forwarded channels for this user (AllowTcpForwarding no, or a "restrict"/"no-port-forwarding" key option): ${(error as Error).message}`
+    }
+    return `opening a forwarded channel to ${host}:${port} failed: ${(error as Error).message}`
+  }
+}
