@@ -39121,7 +39121,8 @@ function summarizeJournal(events) {
                 });
                 if ((e.step === 'down' || e.step === 'stop') && downFrom === undefined)
                     downFrom = e.at;
-                if (e.step === 'up' && upFrom === undefined)
+                // target swarm: its rolling update begins with the deploy.
+                if ((e.step === 'up' || e.step === 'deploy') && upFrom === undefined)
                     upFrom = e.at;
                 break;
             }

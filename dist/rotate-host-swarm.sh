@@ -22,7 +22,7 @@ swarm_services() {
 # The running container of a service's task on this node (empty: none here).
 swarm_task_container() { # service
   bounded docker ps -q --filter "label=com.docker.swarm.service.name=$(swarm_name "$1")" \
-    --filter status=running | head -n 1
+    --filter status=running </dev/null | head -n 1
 }
 
 # What decides whether a service rolls (its task template: image, env,
@@ -86,11 +86,13 @@ swarm_dbcheck() {
   fi
 }
 
-# Each stack service with its template hash and update start, before a deploy.
+# Each stack service with its template hash, its running task's container on
+# this node (- when none) and its last update's start, before a deploy.
 swarm_record() { # file
   : >"$1" || return 1
   for svc in $(swarm_services); do
-    printf '%s %s %s\n' "$svc" "$(swarm_template_hash "$svc")" "$(swarm_update_status "$svc" | cut -d ' ' -f 2-)" >>"$1"
+    printf '%s %s %s %s\n' "$svc" "$(swarm_template_hash "$svc")" "$(swarm_task_container "$svc" | grep . || echo -)" \
+      "$(swarm_update_status "$svc" | cut -d ' ' -f 2-)" >>"$1"
   done
   [ -s "$1" ]
 }
@@ -145,13 +147,13 @@ swarm_deploy() { # stack env file
 swarm_converge() { # before-file journal(yes|no)
   deadline=$(($(now_ms) + STEP_TIMEOUT * 1000))
   changed=''
-  while read -r svc hash started; do
+  while read -r svc hash before update_at; do
     [ "$(swarm_template_hash "$svc")" = "$hash" ] && continue
     changed="$changed $svc"
     while :; do
       status=$(swarm_update_status "$svc")
       state=${status%% *}
-      if [ -n "$status" ] && [ "${status#* }" != "$started" ]; then
+      if [ -n "$status" ] && [ "${status#* }" != "$update_at" ]; then
         case $state in
           completed) break ;;
           paused | rollback_*)
@@ -169,7 +171,14 @@ swarm_converge() { # before-file journal(yes|no)
     if [ "$2" = yes ]; then
       kind=unexpected
       for t in $TARGETS; do [ "$t" = "$svc" ] && kind=target; done
-      journal service "$svc" "$kind" "started=$(now_ms)"
+      # When the old task's container stopped and the new one started
+      # (start-first: the new one starts first).
+      stopped=''
+      [ "$before" != - ] && stopped=$(iso_ms "$(bounded docker inspect -f '{{.State.FinishedAt}}' "$before" </dev/null 2>/dev/null)")
+      after=$(swarm_task_container "$svc")
+      started=''
+      [ -n "$after" ] && started=$(iso_ms "$(bounded docker inspect -f '{{.State.StartedAt}}' "$after" </dev/null 2>/dev/null)")
+      journal service "$svc" "$kind" "stopped=${stopped:-unknown} started=${started:-unknown}"
     fi
   done <"$1"
   STEP_DETAIL="updated=$(printf '%s' "${changed# }" | tr ' ' ',')"
