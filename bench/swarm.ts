@@ -94,7 +94,13 @@ function journalFigures(deployPath: string): { journalApi?: number; sequence?: n
   }
 }
 
-const quiet = { 'admin-credentials': '', 'user-credentials': '', 'create-issue': 'false' }
+// create-missing: the stand-in starts with no secret (the bench is about the host, not CI).
+const quiet = {
+  'admin-credentials': '',
+  'user-credentials': '',
+  'create-issue': 'false',
+  'create-missing': 'true'
+}
 const github = await startSandboxGitHub()
 const compose = await startSandbox()
 const swarm = await startSwarmSandbox()

@@ -76651,8 +76651,7 @@ class Rotation {
                 }
             };
             if (this.rotatesSecrets || c.recover) {
-                const worstCase = c.ssh.timeoutSeconds * 3 +
-                    followDeadlineSeconds(c, hostSteps(c, this.hostMode).length);
+                const worstCase = c.ssh.timeoutSeconds * 3 + followDeadlineSeconds(c, hostSteps(c, this.hostMode).length);
                 await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()));
             }
             if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
