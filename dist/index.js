@@ -48935,6 +48935,92 @@ class HostRotation {
     }
 }
 
+function restartLine(restart, targets) {
+    return restart === 'targeted'
+        ? `Host: restart targeted: ${targets.length} service(s) receive a rotated key and will restart: ${describeTargets(targets)}; every other service keeps running`
+        : `Host: restart all (down / up of every service); the services that receive a rotated key: ${describeTargets(targets)}`;
+}
+/** Dry-run commands of the targeted steps, overriding the runbook's where they differ. */
+function targetedCommands(c, mode, compose, targets, postgres) {
+    if (c.restart !== 'targeted' || mode === 'recover')
+        return {};
+    const names = targets.map((t) => t.service).join(' ');
+    const commands = {
+        prepare: `record the containers of every service${mode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
+        stop: `${compose} stop ${names} (the services that receive a rotated key: ${describeTargets(targets)})`,
+        up: `${compose} up -d ${names} (nothing else is recreated)`
+    };
+    if (mode === 'immediate') {
+        commands.revoke = `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${postgres.user} -d ${postgres.db} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`;
+    }
+    return commands;
+}
+
+function hostPlanLines(c, mode, state, rotatedAt) {
+    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
+    const stamp = backupStamp(rotatedAt);
+    const plan = [];
+    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
+    plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
+    const commands = {
+        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+        down: `${compose} down`,
+        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
+        'up-postgres': `${compose} up -d ${c.postgresService}`,
+        'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
+        revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
+        up: `${compose} up -d`,
+        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+        'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
+    };
+    const targets = state.targets.map((t) => t.service).join(' ');
+    Object.assign(commands, targetedCommands(c, mode, compose, state.targets, {
+        user: state.postgresUser,
+        db: state.postgresDb
+    }));
+    for (const step of stepsFor(mode, c.restart))
+        plan.push(`host: ${step}: ${commands[step]}`);
+    plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
+    return plan;
+}
+
+/** The host half of a dry run's plan. */
+function planLines(c, mode, state, rotatedAt) {
+    if (c.target !== 'swarm')
+        return hostPlanLines(c, mode, state, rotatedAt);
+    const stamp = backupStamp(rotatedAt);
+    const commands = {
+        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
+        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+        ...swarmCommands(c, state.targets, { user: state.postgresUser, db: state.postgresDb })
+    };
+    return [
+        `stage the new .env as ${c.deployPath}/.rotation/env.new and the stack's variables as .rotation/stack.env.new and .rotation/stack.env.old (0600, SFTP)`,
+        `start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`,
+        ...hostSteps(c, mode).map((step) => `host: ${step}: ${commands[step]}`),
+        swarmRollbackLine()
+    ];
+}
+/** The preflight's line on which services will restart. */
+function restartLineFor(c, targets) {
+    return c.target === 'swarm'
+        ? swarmRestartLine(c.stackName, targets)
+        : restartLine(c.restart, targets);
+}
+/** The preflight's line on the host's engine. */
+function engineLine(c, f) {
+    return c.target === 'swarm'
+        ? `Host: docker stack on a Swarm manager, stack ${c.stackName} deployed from ${c.composeFile}`
+        : `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`;
+}
+/** What to run by hand in deploy-path to start the services on the restored .env. */
+function manualStartCommand(c, composeCommand) {
+    if (c.target !== 'swarm')
+        return `${composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d`;
+    return `set -a; . ${shellQuote(`./${c.envFile}`)}; set +a; docker stack deploy --resolve-image never -c ${c.composeFile} ${c.stackName}`;
+}
+
 // The host sequence's journal, read into the run's outcome (pure apart from
 // the log lines): what its result means, what changed, the state now, and
 // what the .env holds for compensation. Shared by the main and post steps.
@@ -49040,7 +49126,7 @@ function applyHostResult(outcome, c, summary, host) {
         default:
             outcome.result = 'failed';
             outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${stepDetail(summary)} and the rollback failed too (${summary.result})`;
-            outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${host.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`;
+            outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${manualStartCommand(c, host.composeCommand)}" by hand`;
             outcome.changed.push(`${where}: swapped and rollback attempted`);
             return false;
     }
@@ -76006,80 +76092,6 @@ async function writeOne(sftp, path, data, mode, target) {
     }
 }
 
-function restartLine(restart, targets) {
-    return restart === 'targeted'
-        ? `Host: restart targeted: ${targets.length} service(s) receive a rotated key and will restart: ${describeTargets(targets)}; every other service keeps running`
-        : `Host: restart all (down / up of every service); the services that receive a rotated key: ${describeTargets(targets)}`;
-}
-/** Dry-run commands of the targeted steps, overriding the runbook's where they differ. */
-function targetedCommands(c, mode, compose, targets, postgres) {
-    if (c.restart !== 'targeted' || mode === 'recover')
-        return {};
-    const names = targets.map((t) => t.service).join(' ');
-    const commands = {
-        prepare: `record the containers of every service${mode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
-        stop: `${compose} stop ${names} (the services that receive a rotated key: ${describeTargets(targets)})`,
-        up: `${compose} up -d ${names} (nothing else is recreated)`
-    };
-    if (mode === 'immediate') {
-        commands.revoke = `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${postgres.user} -d ${postgres.db} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`;
-    }
-    return commands;
-}
-
-function hostPlanLines(c, mode, state, rotatedAt) {
-    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
-    const stamp = backupStamp(rotatedAt);
-    const plan = [];
-    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
-    plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
-    const commands = {
-        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
-        down: `${compose} down`,
-        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
-        'up-postgres': `${compose} up -d ${c.postgresService}`,
-        'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
-        revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
-        up: `${compose} up -d`,
-        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-        'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
-    };
-    const targets = state.targets.map((t) => t.service).join(' ');
-    Object.assign(commands, targetedCommands(c, mode, compose, state.targets, {
-        user: state.postgresUser,
-        db: state.postgresDb
-    }));
-    for (const step of stepsFor(mode, c.restart))
-        plan.push(`host: ${step}: ${commands[step]}`);
-    plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
-    return plan;
-}
-
-/** The host half of a dry run's plan. */
-function planLines(c, mode, state, rotatedAt) {
-    if (c.target !== 'swarm')
-        return hostPlanLines(c, mode, state, rotatedAt);
-    const stamp = backupStamp(rotatedAt);
-    const commands = {
-        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
-        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
-        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-        ...swarmCommands(c, state.targets, { user: state.postgresUser, db: state.postgresDb })
-    };
-    return [
-        `stage the new .env as ${c.deployPath}/.rotation/env.new and the stack's variables as .rotation/stack.env.new and .rotation/stack.env.old (0600, SFTP)`,
-        `start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`,
-        ...hostSteps(c, mode).map((step) => `host: ${step}: ${commands[step]}`),
-        swarmRollbackLine()
-    ];
-}
-/** The preflight's line on which services will restart. */
-function restartLineFor(c, targets) {
-    return c.target === 'swarm'
-        ? swarmRestartLine(c.stackName, targets)
-        : restartLine(c.restart, targets);
-}
-
 // New secret values: `bytes` from the OS CSPRNG, standard base64, one line
 // (unlike `openssl rand -base64 64`, which wraps at 64 characters).
 function generateSecret(bytes) {
@@ -76697,7 +76709,7 @@ class Rotation {
             warning(`${this.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`);
         }
         const f = this.hostState.facts;
-        info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
+        info(engineLine(c, f));
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
         info(`Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`);
         const targets = this.hostState.targets;

@@ -16,7 +16,7 @@ import {
   logJournalEvent
 } from './host/host-outcome.js'
 import { HostSession } from './host/ssh.js'
-import { hostSteps, planLines, restartLineFor } from './host/swarm-plan.js'
+import { engineLine, hostSteps, planLines, restartLineFor } from './host/swarm-plan.js'
 import type { Outcome } from './outcome.js'
 import { generateSecret } from './secrets/generate.js'
 import { verificationOf, verifyRotation } from './verify/run.js'
@@ -222,9 +222,7 @@ export class Rotation {
       )
     }
     const f = this.hostState.facts
-    core.info(
-      `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`
-    )
+    core.info(engineLine(c, f))
     core.info(
       `Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`
     )

@@ -97,6 +97,9 @@ describe('target swarm', () => {
     const run = await rotate()
     const commandLines = argv.stop()
     expectResult(run, 'success')
+    expect(run.stdout).toContain(
+      'Host: docker stack on a Swarm manager, stack cloudbox deployed from docker-stack.yml'
+    )
     expect(run.stdout).toMatch(
       /target swarm, stack cloudbox: 2 service\(s\) receive a rotated key and will roll .*backend \(environment JWT_SECRET, JWT_REFRESH_SECRET\), worker/
     )

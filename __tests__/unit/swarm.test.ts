@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parsePreflight, stepsFor } from '../../src/host/plan.js'
+import { engineLine, manualStartCommand } from '../../src/host/swarm-plan.js'
 import {
   composeStyleLogs,
   hostSteps,
@@ -191,5 +192,33 @@ describe('target swarm: steps and logs', () => {
         '2026-12-05T07:19:43.361000000Z cloudbox_backend.1@node1    | invalid signature\nplain'
       )
     ).toBe('cloudbox_backend.1@node1 | 2026-12-05T07:19:43.361000000Z invalid signature\nplain')
+  })
+})
+
+describe('target swarm: what the orchestrator prints', () => {
+  const c = {
+    target: 'compose' as const,
+    deployPath: '/srv/cloudbox',
+    composeFile: 'docker-compose.prod.yml',
+    envFile: '.env',
+    stackName: 'cloudbox'
+  }
+  it('compose keeps its lines word for word', () => {
+    expect(manualStartCommand(c, 'docker-compose')).toBe(
+      'docker-compose -f docker-compose.prod.yml --env-file /srv/cloudbox/.env up -d'
+    )
+    const facts = parsePreflight('compose_cmd=docker-compose\ncompose_version=1.29.2\nservices=a b')
+    expect(engineLine({ ...c } as never, facts)).toMatch(
+      /^Host: docker-compose \(1.29.2\), services: /
+    )
+  })
+  it('swarm says how to redeploy the restored .env by hand, the values read from the file', () => {
+    const swarm = { ...c, target: 'swarm' as const, composeFile: 'docker-stack.yml' }
+    expect(manualStartCommand(swarm, 'docker')).toBe(
+      "set -a; . './.env'; set +a; docker stack deploy --resolve-image never -c docker-stack.yml cloudbox"
+    )
+    expect(engineLine(swarm as never, parsePreflight(''))).toBe(
+      'Host: docker stack on a Swarm manager, stack cloudbox deployed from docker-stack.yml'
+    )
   })
 })

@@ -3,7 +3,7 @@
 // to the compose modules unchanged; target swarm to its own lines (pure).
 import type { Config } from '../config.js'
 import { hostPlanLines } from './dry-run.js'
-import { backupStamp, type HostMode } from './plan.js'
+import { backupStamp, envFilePath, shellQuote, type HostFacts, type HostMode } from './plan.js'
 import type { HostState } from './sequence.js'
 import { swarmCommands, swarmRestartLine, swarmRollbackLine, hostSteps } from './swarm.js'
 import { restartLine } from './targeted-plan.js'
@@ -39,4 +39,21 @@ export function restartLineFor(c: Config, targets: ServiceKeys[]): string {
   return c.target === 'swarm'
     ? swarmRestartLine(c.stackName, targets)
     : restartLine(c.restart, targets)
+}
+
+/** The preflight's line on the host's engine. */
+export function engineLine(c: Config, f: HostFacts): string {
+  return c.target === 'swarm'
+    ? `Host: docker stack on a Swarm manager, stack ${c.stackName} deployed from ${c.composeFile}`
+    : `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`
+}
+
+/** What to run by hand in deploy-path to start the services on the restored .env. */
+export function manualStartCommand(
+  c: Pick<Config, 'target' | 'composeFile' | 'envFile' | 'stackName' | 'deployPath'>,
+  composeCommand: string
+): string {
+  if (c.target !== 'swarm')
+    return `${composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d`
+  return `set -a; . ${shellQuote(`./${c.envFile}`)}; set +a; docker stack deploy --resolve-image never -c ${c.composeFile} ${c.stackName}`
 }
