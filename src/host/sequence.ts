@@ -28,7 +28,7 @@ import { inspectSwarm } from './swarm-host.js'
 import { hostSteps, parseSwarmFacts, stackEnv, swarmPreflightProblems } from './swarm.js'
 import type { ServiceKeys } from './targets.js'
 
-let scriptText: string | undefined
+const scriptTexts: Partial<Record<'compose' | 'swarm', string>> = {}
 
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
 /** A value of the byte-per-character .env text as the app reads it (UTF-8). */
@@ -70,13 +70,14 @@ export function worthRedacting(key: string, value: string): boolean {
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8
 
-export function hostScript(): string {
-  // The swarm part only defines functions; rotate-host.sh's body calls them.
-  scriptText ??=
-    '#!/bin/sh\n' +
-    readFileSync(new URL('./rotate-host-swarm.sh', import.meta.url), 'utf8') +
-    readFileSync(new URL('./rotate-host.sh', import.meta.url), 'utf8')
-  return scriptText
+/** rotate-host.sh; with target swarm, its swarm part first (function definitions only, called under TARGET=swarm). */
+export function hostScript(target: 'compose' | 'swarm' = 'compose'): string {
+  const read = (name: string): string => readFileSync(new URL(name, import.meta.url), 'utf8')
+  scriptTexts[target] ??=
+    target === 'swarm'
+      ? '#!/bin/sh\n' + read('./rotate-host-swarm.sh') + read('./rotate-host.sh')
+      : read('./rotate-host.sh')
+  return scriptTexts[target] as string
 }
 
 export class HostPreflightError extends Error {
@@ -176,7 +177,7 @@ export class HostRotation {
     command: string,
     extra: Record<string, string | number> = {}
   ): Promise<string> {
-    const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript()
+    const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript(this.config.target)
     const result = await this.session.exec(`sh -s ${command}`, { stdin })
     if (result.code !== 0) {
       throw new Error(
@@ -391,7 +392,7 @@ export class HostRotation {
       DETACH: state.detach
     })
     const files: Array<{ path: string; data: string | Buffer; mode: number }> = [
-      { path: `${rotationDir}/rotate-host.sh`, data: hostScript(), mode: 0o700 },
+      { path: `${rotationDir}/rotate-host.sh`, data: hostScript(this.config.target), mode: 0o700 },
       { path: `${rotationDir}/params`, data: params, mode: 0o600 },
       { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
     ]
@@ -517,7 +518,9 @@ export class HostRotation {
         if (!this.session.isConnected) this.session = await reconnect()
         reader.resume()
         const result = await this.session.exec('sh -s follow', {
-          stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
+          stdin:
+            renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) +
+            hostScript(this.config.target),
           // The overall deadline also ends a follower that is still waiting.
           signal: AbortSignal.any([
             signal,
