@@ -48491,7 +48491,7 @@ async function checkSwarmDatabase(session, c, script, redact) {
 
 // The host half of a rotation: preflight and lock, staging, the detached
 // sequence, and following its journal.
-let scriptText;
+const scriptTexts = {};
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
 /** A value of the byte-per-character .env text as the app reads it (UTF-8). */
 function textOf(byteString) {
@@ -48531,13 +48531,14 @@ function worthRedacting(key, value) {
 }
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8;
-function hostScript() {
-    // The swarm part only defines functions; rotate-host.sh's body calls them.
-    scriptText ??=
-        '#!/bin/sh\n' +
-            readFileSync$1(new URL('./rotate-host-swarm.sh', import.meta.url), 'utf8') +
-            readFileSync$1(new URL('./rotate-host.sh', import.meta.url), 'utf8');
-    return scriptText;
+/** rotate-host.sh; with target swarm, its swarm part first (function definitions only, called under TARGET=swarm). */
+function hostScript(target = 'compose') {
+    const read = (name) => readFileSync$1(new URL(name, import.meta.url), 'utf8');
+    scriptTexts[target] ??=
+        target === 'swarm'
+            ? '#!/bin/sh\n' + read('./rotate-host-swarm.sh') + read('./rotate-host.sh')
+            : read('./rotate-host.sh');
+    return scriptTexts[target];
 }
 class HostPreflightError extends Error {
     problems;
@@ -48603,7 +48604,7 @@ class HostRotation {
         };
     }
     async script(command, extra = {}) {
-        const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript();
+        const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript(this.config.target);
         const result = await this.session.exec(`sh -s ${command}`, { stdin });
         if (result.code !== 0) {
             throw new Error(`host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${this.redactHost(result.stderr.trim()).slice(0, 500)}`);
@@ -48775,7 +48776,7 @@ class HostRotation {
             DETACH: state.detach
         });
         const files = [
-            { path: `${rotationDir}/rotate-host.sh`, data: hostScript(), mode: 0o700 },
+            { path: `${rotationDir}/rotate-host.sh`, data: hostScript(this.config.target), mode: 0o700 },
             { path: `${rotationDir}/params`, data: params, mode: 0o600 },
             { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
         ];
@@ -48887,7 +48888,8 @@ class HostRotation {
                     this.session = await reconnect();
                 reader.resume();
                 const result = await this.session.exec('sh -s follow', {
-                    stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
+                    stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) +
+                        hostScript(this.config.target),
                     // The overall deadline also ends a follower that is still waiting.
                     signal: AbortSignal.any([
                         signal,
