@@ -914,6 +914,7 @@ run() {
   if [ -z "$failed" ]; then
     # After the healthy check, so it is not counted in the downtime.
     [ "${RESTART:-all}" = targeted ] && [ "${TARGET:-compose}" = compose ] && record_services >>"$ROT/host.log" 2>&1
+    [ "${TARGET:-compose}" = swarm ] && swarm_record_services >>"$ROT/host.log" 2>&1
     case $MODE in
       recover) finish recovered ;;
       *) finish success ;;

@@ -263,6 +263,25 @@ describe('target swarm', () => {
     ])
   })
 
+  it('with update_config.order start-first, each rolled service starts its new task before stopping the old one', async () => {
+    await sandbox.setUpdateOrder('start-first')
+    const old = await seedCiSecrets()
+    const before = await login(sandbox, sandbox.user)
+    const run = await rotate()
+    expectResult(run, 'success')
+    const envAfter = (await sandbox.readEnvFile()).toString('utf8')
+    for (const key of KEYS) expect(envValue(envAfter, key)).not.toBe(old[key])
+    for (const service of ['backend', 'worker']) {
+      const m = new RegExp(
+        `\\tservice\\t${service}\\ttarget\\tstopped=(\\d+) started=(\\d+)\\n`
+      ).exec(journal())
+      expect(m).not.toBeNull()
+      expect(Number(m?.[2])).toBeLessThan(Number(m?.[1]))
+    }
+    expect((await sandbox.http('GET', '/api/users/me', { token: before.access })).status).toBe(401)
+    expect(run.outputs.verification).toBe('passed')
+  })
+
   // Last: it takes the engine out of its Swarm.
   it('refuses on a host that is not a Swarm manager, before any change', async () => {
     await seedCiSecrets()

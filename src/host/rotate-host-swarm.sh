@@ -147,6 +147,7 @@ swarm_deploy() { # stack env file
 swarm_converge() { # before-file journal(yes|no)
   deadline=$(($(now_ms) + STEP_TIMEOUT * 1000))
   changed=''
+  [ "$2" = yes ] && : >"$ROT/swarm.rolled"
   while read -r svc hash before update_at; do
     [ "$(swarm_template_hash "$svc")" = "$hash" ] && continue
     changed="$changed $svc"
@@ -168,20 +169,32 @@ swarm_converge() { # before-file journal(yes|no)
       }
       sleep 0.2
     done
-    if [ "$2" = yes ]; then
-      kind=unexpected
-      for t in $TARGETS; do [ "$t" = "$svc" ] && kind=target; done
-      # When the old task's container stopped and the new one started
-      # (start-first: the new one starts first).
-      stopped=''
-      [ "$before" != - ] && stopped=$(iso_ms "$(bounded docker inspect -f '{{.State.FinishedAt}}' "$before" </dev/null 2>/dev/null)")
-      after=$(swarm_task_container "$svc")
-      started=''
-      [ -n "$after" ] && started=$(iso_ms "$(bounded docker inspect -f '{{.State.StartedAt}}' "$after" </dev/null 2>/dev/null)")
-      journal service "$svc" "$kind" "stopped=${stopped:-unknown} started=${started:-unknown}"
-    fi
+    [ "$2" = yes ] && printf '%s %s %s\n' "$svc" "$before" "$(swarm_task_container "$svc" | grep . || echo -)" >>"$ROT/swarm.rolled"
   done <"$1"
   STEP_DETAIL="updated=$(printf '%s' "${changed# }" | tr ' ' ',')"
+}
+
+# After the healthy check (not counted in the downtime): per rolled service,
+# when its old task's container stopped and its new one started (start-first:
+# the new one first; the old one may still be in its stop grace period when
+# the update completes, so it is awaited, 15 s at most). Never fails.
+swarm_record_services() {
+  [ -f "$ROT/swarm.rolled" ] || return 0
+  while read -r svc before after; do
+    kind=unexpected
+    for t in $TARGETS; do [ "$t" = "$svc" ] && kind=target; done
+    stopped=''
+    if [ "$before" != - ]; then
+      wait_until=$(($(now_ms) + 15000))
+      while [ "$(bounded docker inspect -f '{{.State.Running}}' "$before" </dev/null 2>/dev/null)" = true ] &&
+        [ "$(now_ms)" -lt "$wait_until" ]; do sleep 0.2; done
+      stopped=$(iso_ms "$(bounded docker inspect -f '{{.State.FinishedAt}}' "$before" </dev/null 2>/dev/null)")
+    fi
+    started=''
+    [ "$after" != - ] && started=$(iso_ms "$(bounded docker inspect -f '{{.State.StartedAt}}' "$after" </dev/null 2>/dev/null)")
+    journal service "$svc" "$kind" "stopped=${stopped:-unknown} started=${started:-unknown}"
+  done <"$ROT/swarm.rolled"
+  return 0
 }
 
 swarm_revoke() {
@@ -247,5 +260,5 @@ swarm_rollback() { # failed step
 
 # The staged stack env files hold values: gone when the run ends.
 swarm_cleanup() {
-  rm -f "$ROT/stack.env.new" "$ROT/stack.env.old" "$ROT/swarm.before" "$ROT/swarm.rollback"
+  rm -f "$ROT/stack.env.new" "$ROT/stack.env.old" "$ROT/swarm.before" "$ROT/swarm.rollback" "$ROT/swarm.rolled"
 }
