@@ -28,6 +28,7 @@ function plugins() {
       writeBundle() {
         mkdirSync('dist', { recursive: true })
         copyFileSync('src/host/rotate-host.sh', 'dist/rotate-host.sh')
+        copyFileSync('src/host/rotate-host-swarm.sh', 'dist/rotate-host-swarm.sh')
       }
     }
   ]

@@ -29345,6 +29345,34 @@ function reason(read) {
     }
     return value;
 }
+/** The deploy directory's name as compose derives a project name from it. */
+function defaultStackName(deployPath) {
+    const base = deployPath.replace(/\/+$/, '').split('/').pop() ?? '';
+    return base.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+}
+function readTarget(read) {
+    const target = (read('target').trim() || 'compose');
+    if (!['compose', 'swarm'].includes(target)) {
+        throw new ConfigError('target', `expected "compose" or "swarm", got "${target}"`);
+    }
+    const given = read('stack-name').trim();
+    const stackName = given || defaultStackName(read('deploy-path').trim());
+    if (target === 'swarm' && !SERVICE_NAME.test(stackName)) {
+        throw new ConfigError('stack-name', given === ''
+            ? `cannot derive a stack name from deploy-path "${read('deploy-path').trim()}": set stack-name`
+            : `"${given}" is not a stack name (letters, digits, _ . -, starting with a letter or digit)`);
+    }
+    return { target, stackName };
+}
+/** What target swarm does not do (yet): refused before anything is contacted. */
+function checkSwarmCombinations(config) {
+    if (config.restart === 'all') {
+        throw new ConfigError('restart', 'is "all", but target swarm has no down / up: docker stack deploy updates exactly the services whose definition changes. Leave restart at its default');
+    }
+    if (config.recover) {
+        throw new ConfigError('recover', 'is not supported with target swarm yet: restore the newest .env.backup.<stamp> over the .env and run docker stack deploy by hand (docs/ENGINES.md)');
+    }
+}
 function readConfig(read) {
     const repository = required(read, 'repository');
     const repoMatch = /^([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)\/([A-Za-z0-9._-]+)$/.exec(repository);
@@ -29359,6 +29387,7 @@ function readConfig(read) {
     if (!['targeted', 'all'].includes(restart)) {
         throw new ConfigError('restart', `expected "targeted" or "all", got "${restart}"`);
     }
+    const { target, stackName } = readTarget(read);
     const gracefulServices = splitList(read('graceful-services'));
     for (const service of gracefulServices) {
         if (!SERVICE_NAME.test(service)) {
@@ -29450,6 +29479,8 @@ function readConfig(read) {
         healthTimeoutSeconds: integer(read, 'health-timeout', 120, 5, 3600),
         mode,
         restart,
+        target,
+        stackName,
         gracefulServices,
         dryRun: bool$2(read, 'dry-run', false),
         recover: bool$2(read, 'recover', false),
@@ -29469,6 +29500,8 @@ function readConfig(read) {
     if (!config.repositorySecrets && config.environments.length === 0) {
         throw new ConfigError('repository-secrets', 'is false and no environments are listed: the new secrets would be written nowhere');
     }
+    if (config.target === 'swarm')
+        checkSwarmCombinations(config);
     if (config.recover && config.dryRun) {
         throw new ConfigError('recover', 'cannot be combined with dry-run');
     }
@@ -39225,7 +39258,8 @@ function summarizeJournal(events) {
                 });
                 if ((e.step === 'down' || e.step === 'stop') && downFrom === undefined)
                     downFrom = e.at;
-                if (e.step === 'up' && upFrom === undefined)
+                // target swarm: its rolling update begins with the deploy.
+                if ((e.step === 'up' || e.step === 'deploy') && upFrom === undefined)
                     upFrom = e.at;
                 break;
             }
@@ -48250,9 +48284,351 @@ async function resolveTargets(session, config, envText, rotatedKeys, script) {
     return { targets: found.targets, services: found.services, problems };
 }
 
+// target: swarm (pure): the host steps, which services of the stack file
+// receive a rotated key, the staged environment `docker stack deploy` reads
+// its values from, and what preflight refuses. docs/ENGINES.md tells the story.
+/**
+ * The host steps of target swarm. The revoke comes once the new tasks run:
+ * a refresh token an old task issued until then is deleted too.
+ */
+function swarmSteps(mode) {
+    switch (mode) {
+        case 'immediate':
+            return ['swarm-prepare', 'backup', 'swap', 'deploy', 'converge', 'revoke', 'health'];
+        case 'graceful':
+        case 'retire-previous':
+            return ['swarm-prepare', 'backup', 'swap', 'deploy', 'converge', 'health'];
+        case 'recover':
+            throw new Error('recover is not supported with target swarm');
+    }
+}
+/** The host steps of a run, whatever the target. */
+function hostSteps(config, mode) {
+    return config.target === 'swarm' ? swarmSteps(mode) : stepsFor(mode, config.restart);
+}
+const REFERENCE = /\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))/g;
+/** Variables a string interpolates (`$NAME`, `${NAME…}`; `$$` is a literal `$`). */
+function referencedVariables(text) {
+    const names = [];
+    for (const match of text.matchAll(REFERENCE)) {
+        const name = match[1] ?? match[2];
+        if (name !== undefined)
+            names.push(name);
+    }
+    return names;
+}
+function strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    if (Array.isArray(value))
+        return value.flatMap(strings);
+    if (value !== null && typeof value === 'object') {
+        return Object.entries(value).flatMap(([k, v]) => [k, ...strings(v)]);
+    }
+    return [];
+}
+/** An `environment:` block as [name, value] pairs; value null: taken from the CLI's environment. */
+function environmentPairs(value) {
+    if (Array.isArray(value)) {
+        return value.map((item) => {
+            const text = String(item);
+            const at = text.indexOf('=');
+            return at === -1 ? [text, null] : [text.slice(0, at), text.slice(at + 1)];
+        });
+    }
+    if (value !== null && typeof value === 'object') {
+        return Object.entries(value).map(([k, v]) => [
+            k,
+            v === null || v === undefined ? null : String(v)
+        ]);
+    }
+    return [];
+}
+function envFiles(value) {
+    if (value === null || value === undefined)
+        return [];
+    const list = Array.isArray(value) ? value : [value];
+    return list.map((item) => typeof item === 'object' && item !== null
+        ? String(item.path)
+        : String(item));
+}
+/**
+ * Reads a stack file (a compose file for `docker stack deploy`): which
+ * services receive a rotated key through `environment:` (`${KEY}`, `$KEY`,
+ * inside a longer value, or a bare `KEY` the CLI fills from its
+ * environment), another field (`command:`, labels…), or an `env_file:` that
+ * is the rotated .env. Throws when it is no YAML mapping with `services:`.
+ */
+function readStackFile(yaml, options) {
+    const document = distExports.parseDocument(yaml, { merge: true });
+    if (document.errors.length > 0)
+        throw new Error(document.errors[0].message.split('\n')[0]);
+    const plain = document.toJSON();
+    const services = plain?.services;
+    if (services === null || typeof services !== 'object' || Array.isArray(services))
+        throw new Error('it has no services: mapping');
+    const rotated = new Set(options.rotatedKeys);
+    const variables = new Set();
+    for (const text of strings(plain)) {
+        for (const name of referencedVariables(text))
+            variables.add(name);
+    }
+    const names = [];
+    const targets = [];
+    for (const [service, value] of Object.entries(services)) {
+        names.push(service);
+        const definition = value;
+        if (definition === null || typeof definition !== 'object')
+            continue;
+        const keys = new Set();
+        const previous = new Set();
+        const via = new Map();
+        const note = (where, what) => {
+            if (!via.has(where))
+                via.set(where, new Set());
+            via.get(where).add(what);
+        };
+        const receive = (key, where, what) => {
+            if (rotated.has(key)) {
+                keys.add(key);
+                note(where, what);
+            }
+            else if (key.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
+                previous.add(key.slice(0, -9));
+            }
+        };
+        const files = envFiles(definition.env_file);
+        const loadsRotated = files.some((f) => isRotatedEnvFile(f, options.composeFile, options.envFile));
+        if (loadsRotated) {
+            for (const key of rotated) {
+                keys.add(key);
+                previous.add(key);
+            }
+            via.set(`env_file ${options.envFile}`, new Set());
+        }
+        for (const [field, value] of Object.entries(definition)) {
+            if (field === 'environment') {
+                for (const [name, text] of environmentPairs(value)) {
+                    if (text === null) {
+                        variables.add(name);
+                        receive(name, 'environment', name);
+                        continue;
+                    }
+                    for (const key of referencedVariables(text))
+                        receive(key, 'environment', name === key ? name : `${name} (${key})`);
+                }
+                continue;
+            }
+            for (const text of strings(value)) {
+                for (const key of referencedVariables(text))
+                    receive(key, field, key);
+            }
+        }
+        if (keys.size === 0)
+            continue;
+        targets.push({
+            service,
+            keys: options.rotatedKeys.filter((k) => keys.has(k)),
+            previous: options.rotatedKeys.filter((k) => previous.has(k) && keys.has(k)),
+            reasons: [...via].map(([where, set]) => set.size > 0 ? `${where} ${[...set].join(', ')}` : where),
+            otherEnvFile: files.length > 0 && !loadsRotated
+        });
+    }
+    return { services: names, targets, variables: [...variables].sort() };
+}
+/** Never put in the deploy's environment: they would change how the CLI itself runs. */
+const SHELL_OWN = new Set(['PATH', 'IFS', 'ENV', 'BASH_ENV', 'CDPATH', 'PS4']);
+/**
+ * The staged environment of `docker stack deploy` (a 0600 file the host
+ * sources in a subshell): `export NAME='value'` for each variable the stack
+ * file uses that the .env sets (the last assignment wins, as compose reads
+ * it). The text is byte-per-character like the .env it comes from.
+ */
+function stackEnv(envText, variables) {
+    const values = new Map();
+    for (const entry of parseEnv(envText))
+        values.set(entry.key, entry.value);
+    return variables
+        .filter((name) => values.has(name) && !SHELL_OWN.has(name))
+        .map((name) => `export ${name}=${shellQuote(values.get(name))}\n`)
+        .join('');
+}
+function parseSwarmFacts(stdout) {
+    const facts = { stacks: [], stackServices: [] };
+    for (const line of stdout.split('\n')) {
+        const at = line.indexOf('=');
+        if (at <= 0)
+            continue;
+        const value = line.slice(at + 1).trim();
+        switch (line.slice(0, at)) {
+            case 'docker_cli':
+                facts.dockerCli = value;
+                break;
+            case 'swarm_node':
+                facts.node = value;
+                break;
+            case 'swarm_error':
+                facts.error = value;
+                break;
+            case 'stacks':
+                facts.stacks = value.split(/\s+/).filter(Boolean);
+                break;
+            case 'stack_services':
+                facts.stackServices = value.split(/\s+/).filter(Boolean);
+                break;
+        }
+    }
+    return facts;
+}
+/**
+ * Every reason the host refuses target swarm: the shared host checks (deploy
+ * dir, stack file, .env, lock, detach…) and the Swarm's own.
+ */
+function swarmPreflightProblems(facts, swarm, config) {
+    // The compose-only checks (CLI, config, running containers) do not apply.
+    const shared = preflightProblems({
+        ...facts,
+        composeCmd: 'docker stack',
+        composeConfigError: undefined,
+        services: [],
+        composeRunning: undefined
+    }, config, false);
+    const problems = [...shared];
+    if (swarm.dockerCli === 'none') {
+        problems.push('the docker CLI is not installed on the host: target swarm deploys with docker stack deploy');
+    }
+    else if (swarm.error !== undefined) {
+        problems.push(`docker info failed on the host: ${swarm.error}`);
+    }
+    else if (swarm.node !== undefined && swarm.node !== 'active true') {
+        const [state, manager] = swarm.node.split(' ');
+        problems.push(state === 'active' && manager === 'false'
+            ? 'the host is a Swarm worker, not a manager: docker stack deploy runs on a manager. Set ssh-host to a manager node (docker node ls on a manager lists them)'
+            : state === 'inactive'
+                ? 'the host is not part of a Swarm (docker info: Swarm inactive): target swarm needs a Swarm manager. Use target compose for a compose project'
+                : `the Swarm on the host is not usable (docker info: Swarm ${state}): fix the node first`);
+    }
+    else if (swarm.node === 'active true' && swarm.stackServices.length === 0) {
+        problems.push(`stack "${config.stackName}" is not deployed on this Swarm (stacks: ${swarm.stacks.join(', ') || 'none'}): set stack-name to the name used with docker stack deploy`);
+    }
+    return problems;
+}
+/**
+ * What the stack file and the deployed stack must agree on: every service
+ * that receives a rotated key is deployed (else it would keep the old value),
+ * and the database the revoke runs in is part of the stack.
+ */
+function swarmTargetProblems(stack, deployed, config) {
+    const problems = targetProblems({ services: stack.services, targets: stack.targets }, { ...config, restart: 'all' });
+    const missing = stack.targets.filter((t) => !deployed.includes(t.service));
+    if (missing.length > 0) {
+        problems.push(`${describeTargets(missing)} receive${missing.length === 1 ? 's' : ''} a rotated key in ${config.composeFile} but ${missing.length === 1 ? 'is' : 'are'} not deployed in stack "${config.stackName}" (its services: ${deployed.join(', ')}): the deploy would start ${missing.length === 1 ? 'it' : 'them'} rather than rotate what runs. Check stack-name and compose-file, or deploy the stack first`);
+    }
+    if (config.mode === 'immediate' && !deployed.includes(config.postgresService)) {
+        problems.push(`postgres-service "${config.postgresService}" is not a service of stack "${config.stackName}" (its services: ${deployed.join(', ')}): the revoke runs in its task. Set postgres-service`);
+    }
+    return problems;
+}
+/** Dry-run commands of the swarm steps. */
+function swarmCommands(c, targets, postgres) {
+    const pg = `<running task of ${c.stackName}_${c.postgresService}>`;
+    return {
+        'swarm-prepare': `record the task template and update state of every service of stack ${c.stackName}${c.mode === 'immediate' ? `; docker exec ${pg} pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
+        deploy: `docker stack deploy --resolve-image never -c ${c.composeFile} ${c.stackName}, with the new values in its environment (sourced from .rotation/stack.env.new, 0600; never an argument): only the services whose definition changes roll: ${describeTargets(targets)}`,
+        converge: `wait until each rolled service's update is completed (its update_config: order, monitor, failure_action); a paused or rolled-back update fails the step`,
+        revoke: `docker exec -i ${pg} psql -v ON_ERROR_STOP=1 -U ${postgres.user} -d ${postgres.db} <<< ${JSON.stringify(c.revokeSql)} (after the new tasks run, so tokens the old ones issued go too)`
+    };
+}
+function swarmRollbackLine() {
+    return 'on any failed step: restore the backup, docker stack deploy with the pre-rotation values (.rotation/stack.env.old), wait for the update, health check; then write the old values back to the CI secrets';
+}
+function swarmRestartLine(stackName, targets) {
+    return `Host: target swarm, stack ${stackName}: ${targets.length} service(s) receive a rotated key and will roll (their update_config decides stop-first or start-first): ${describeTargets(targets)}; every other service keeps running`;
+}
+/** `docker service logs` of every service of the stack, stamped, for the log scan. */
+function swarmLogsCommand(stackName) {
+    const stack = shellQuote(stackName);
+    return `for s in $(docker stack services -q ${stack}); do docker service logs --no-task-ids --timestamps --tail 5000 "$s" 2>&1; done`;
+}
+const SERVICE_LOG_LINE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) (\S+?)\s+\| ?(.*)$/;
+/**
+ * `docker service logs --timestamps` prints "<stamp> <task>@<node> | <line>";
+ * the log scan reads compose's "<service> | <stamp> <line>".
+ */
+function composeStyleLogs(serviceLogs) {
+    return serviceLogs
+        .split('\n')
+        .map((line) => {
+        const m = SERVICE_LOG_LINE.exec(line);
+        return m ? `${m[2]} | ${m[1]} ${m[3]}` : line;
+    })
+        .join('\n');
+}
+
+async function inspectSwarm(session, config, swarm, rotatedKeys, mode, script, redact) {
+    const c = config;
+    const path = `${c.deployPath}/${c.composeFile}`;
+    let stack;
+    try {
+        const yaml = (await session.readFile(path)).toString('utf8');
+        stack = readStackFile(yaml, {
+            rotatedKeys,
+            composeFile: c.composeFile,
+            envFile: c.envFile
+        });
+    }
+    catch (error) {
+        return {
+            problems: [
+                `the stack file ${path} cannot be read as a compose file: ${redact(error.message)}. Nothing was changed: fix compose-file`
+            ],
+            targets: [],
+            variables: []
+        };
+    }
+    const problems = swarmTargetProblems(stack, swarm.stackServices, {
+        mode: c.mode,
+        gracefulServices: c.gracefulServices,
+        postgresService: c.postgresService,
+        composeFile: c.composeFile,
+        envFile: c.envFile,
+        stackName: c.stackName,
+        rotatedKeys
+    });
+    let database;
+    if (mode === 'immediate' && swarm.stackServices.includes(c.postgresService)) {
+        const check = await checkSwarmDatabase(session, c, script, redact);
+        problems.push(...check.problems);
+        database = check.database;
+    }
+    return { problems, targets: stack.targets, variables: stack.variables, database };
+}
+/** The revoke SQL in a transaction that is rolled back, in the database task's container. */
+async function checkSwarmDatabase(session, c, script, redact) {
+    const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`;
+    await session.writeFiles([
+        { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
+    ]);
+    const out = await script('swarm-dbcheck', {
+        POSTGRES_SERVICE: c.postgresService,
+        POSTGRES_USER: c.postgresUser,
+        POSTGRES_DB: c.postgresDb
+    });
+    const field = (name) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1];
+    const user = field('db_user') ?? '?';
+    const db = field('db_name') ?? '?';
+    if (field('db') === 'ok')
+        return { problems: [], database: { user, db } };
+    return {
+        problems: [
+            `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in the task of ${c.stackName}_${c.postgresService}: ${redact(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
+        ]
+    };
+}
+
 // The host half of a rotation: preflight and lock, staging, the detached
 // sequence, and following its journal.
-let scriptText;
+const scriptTexts = {};
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
 /** A value of the byte-per-character .env text as the app reads it (UTF-8). */
 function textOf(byteString) {
@@ -48292,9 +48668,14 @@ function worthRedacting(key, value) {
 }
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8;
-function hostScript() {
-    scriptText ??= readFileSync$1(new URL('./rotate-host.sh', import.meta.url), 'utf8');
-    return scriptText;
+/** rotate-host.sh; with target swarm, its swarm part first (function definitions only, called under TARGET=swarm). */
+function hostScript(target = 'compose') {
+    const read = (name) => readFileSync$1(new URL(name, import.meta.url), 'utf8');
+    scriptTexts[target] ??=
+        target === 'swarm'
+            ? '#!/bin/sh\n' + read('./rotate-host-swarm.sh') + read('./rotate-host.sh')
+            : read('./rotate-host.sh');
+    return scriptTexts[target];
 }
 class HostPreflightError extends Error {
     problems;
@@ -48355,11 +48736,12 @@ class HostRotation {
             COMPOSE_CMD: this.state?.composeCommand ?? c.composeCommand ?? 'auto',
             STEP_TIMEOUT: stepTimeoutSeconds(c),
             RUN_ID: this.run.id,
-            RUN_BY: this.run.by
+            RUN_BY: this.run.by,
+            ...(c.target === 'swarm' ? { TARGET: 'swarm', STACK: c.stackName } : {})
         };
     }
     async script(command, extra = {}) {
-        const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript();
+        const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript(this.config.target);
         const result = await this.session.exec(`sh -s ${command}`, { stdin });
         if (result.code !== 0) {
             throw new Error(`host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${this.redactHost(result.stderr.trim()).slice(0, 500)}`);
@@ -48372,14 +48754,17 @@ class HostRotation {
      * when a later check fails.
      */
     async preflight(rotatedKeys, mask) {
-        const facts = parsePreflight(await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 }));
-        const problems = preflightProblems(facts, this.config, this.mode === 'recover');
+        const out = await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 });
+        const facts = parsePreflight(out);
+        const problems = this.config.target === 'swarm'
+            ? swarmPreflightProblems(facts, parseSwarmFacts(out), this.config)
+            : preflightProblems(facts, this.config, this.mode === 'recover');
         if (facts.lock === 'taken')
             this.lockTaken = true;
         try {
             // The .env checks say more than "compose config failed" (an empty
             // ENCRYPTION_KEY breaks both): they come first.
-            const inspected = facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask) : undefined;
+            const inspected = facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask, out) : undefined;
             const all = [...(inspected?.problems ?? []), ...problems];
             if (all.length > 0 || inspected === undefined)
                 throw new HostPreflightError(all.map((p) => this.redactHost(p)), facts);
@@ -48393,7 +48778,7 @@ class HostRotation {
             throw error;
         }
     }
-    async inspect(facts, rotatedKeys, mask) {
+    async inspect(facts, rotatedKeys, mask, preflightOut) {
         const c = this.config;
         const envPath = `${c.deployPath}/${c.envFile}`;
         const envBuffer = await this.session.readFile(envPath);
@@ -48451,6 +48836,15 @@ class HostRotation {
             problems.push(...check.problems);
             database = check.database;
         }
+        let stackVariables;
+        const swarm = parseSwarmFacts(preflightOut);
+        if (c.target === 'swarm' && facts.lock === 'taken' && swarm.node === 'active true') {
+            const inspected = await inspectSwarm(this.session, c, swarm, rotatedKeys, this.mode, (command, extra) => this.script(command, extra), (text) => this.redactHost(text));
+            problems.push(...inspected.problems);
+            targets = inspected.targets;
+            database = inspected.database;
+            stackVariables = inspected.variables;
+        }
         if (this.mode === 'retire-previous') {
             const present = rotatedKeys.filter((key) => envValue(envText, `${key}_PREVIOUS`) !== undefined);
             if (present.length === 0) {
@@ -48461,7 +48855,7 @@ class HostRotation {
         const postgresDb = database?.db || c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser;
         const state = {
             facts,
-            composeCommand: facts.composeCmd,
+            composeCommand: c.target === 'swarm' ? 'docker' : facts.composeCmd,
             detach: (() => {
                 const choice = chooseDetach(facts);
                 return 'detach' in choice ? choice.detach : 'setsid';
@@ -48472,7 +48866,8 @@ class HostRotation {
             postgresUser,
             postgresDb,
             envPath,
-            targets
+            targets,
+            ...(stackVariables ? { stackVariables } : {})
         };
         return { problems, state };
     }
@@ -48503,7 +48898,7 @@ class HostRotation {
             HEALTH_URL: c.healthUrl,
             HEALTH_TIMEOUT: c.healthTimeoutSeconds,
             HTTP_CLIENT: state.facts.httpClient ?? 'curl',
-            STEPS: stepsFor(this.mode, c.restart).join(' '),
+            STEPS: hostSteps(c, this.mode).join(' '),
             MODE: this.mode,
             RESTART: c.restart,
             TARGETS: state.targets.map((t) => t.service).join(' '),
@@ -48518,7 +48913,7 @@ class HostRotation {
             DETACH: state.detach
         });
         const files = [
-            { path: `${rotationDir}/rotate-host.sh`, data: hostScript(), mode: 0o700 },
+            { path: `${rotationDir}/rotate-host.sh`, data: hostScript(this.config.target), mode: 0o700 },
             { path: `${rotationDir}/params`, data: params, mode: 0o600 },
             { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
         ];
@@ -48528,6 +48923,19 @@ class HostRotation {
                 data: Buffer.from(newEnvText, 'latin1'),
                 mode: 0o600
             });
+        if (c.target === 'swarm' && newEnvText !== null) {
+            // What docker stack deploy reads its values from (never its arguments).
+            const variables = state.stackVariables ?? [];
+            for (const [name, text] of [
+                ['stack.env.new', newEnvText],
+                ['stack.env.old', state.envText]
+            ])
+                files.push({
+                    path: `${rotationDir}/${name}`,
+                    data: Buffer.from(stackEnv(text, variables), 'latin1'),
+                    mode: 0o600
+                });
+        }
         await this.session.writeFiles(files);
         let out;
         try {
@@ -48600,7 +49008,7 @@ class HostRotation {
     async follow(onEvent, signal, reconnect) {
         const events = [];
         const reader = new JournalReader();
-        const limitSeconds = followDeadlineSeconds(this.config, stepsFor(this.mode, this.config.restart).length);
+        const limitSeconds = followDeadlineSeconds(this.config, hostSteps(this.config, this.mode).length);
         const deadline = Date.now() + limitSeconds * 1000;
         let attempts = 0;
         for (;;) {
@@ -48617,7 +49025,8 @@ class HostRotation {
                     this.session = await reconnect();
                 reader.resume();
                 const result = await this.session.exec('sh -s follow', {
-                    stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
+                    stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) +
+                        hostScript(this.config.target),
                     // The overall deadline also ends a follower that is still waiting.
                     signal: AbortSignal.any([
                         signal,
@@ -48663,6 +49072,92 @@ class HostRotation {
     get currentSession() {
         return this.session;
     }
+}
+
+function restartLine(restart, targets) {
+    return restart === 'targeted'
+        ? `Host: restart targeted: ${targets.length} service(s) receive a rotated key and will restart: ${describeTargets(targets)}; every other service keeps running`
+        : `Host: restart all (down / up of every service); the services that receive a rotated key: ${describeTargets(targets)}`;
+}
+/** Dry-run commands of the targeted steps, overriding the runbook's where they differ. */
+function targetedCommands(c, mode, compose, targets, postgres) {
+    if (c.restart !== 'targeted' || mode === 'recover')
+        return {};
+    const names = targets.map((t) => t.service).join(' ');
+    const commands = {
+        prepare: `record the containers of every service${mode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
+        stop: `${compose} stop ${names} (the services that receive a rotated key: ${describeTargets(targets)})`,
+        up: `${compose} up -d ${names} (nothing else is recreated)`
+    };
+    if (mode === 'immediate') {
+        commands.revoke = `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${postgres.user} -d ${postgres.db} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`;
+    }
+    return commands;
+}
+
+function hostPlanLines(c, mode, state, rotatedAt) {
+    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
+    const stamp = backupStamp(rotatedAt);
+    const plan = [];
+    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
+    plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
+    const commands = {
+        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+        down: `${compose} down`,
+        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
+        'up-postgres': `${compose} up -d ${c.postgresService}`,
+        'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
+        revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
+        up: `${compose} up -d`,
+        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+        'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
+    };
+    const targets = state.targets.map((t) => t.service).join(' ');
+    Object.assign(commands, targetedCommands(c, mode, compose, state.targets, {
+        user: state.postgresUser,
+        db: state.postgresDb
+    }));
+    for (const step of stepsFor(mode, c.restart))
+        plan.push(`host: ${step}: ${commands[step]}`);
+    plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
+    return plan;
+}
+
+/** The host half of a dry run's plan. */
+function planLines(c, mode, state, rotatedAt) {
+    if (c.target !== 'swarm')
+        return hostPlanLines(c, mode, state, rotatedAt);
+    const stamp = backupStamp(rotatedAt);
+    const commands = {
+        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
+        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
+        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
+        ...swarmCommands(c, state.targets, { user: state.postgresUser, db: state.postgresDb })
+    };
+    return [
+        `stage the new .env as ${c.deployPath}/.rotation/env.new and the stack's variables as .rotation/stack.env.new and .rotation/stack.env.old (0600, SFTP)`,
+        `start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`,
+        ...hostSteps(c, mode).map((step) => `host: ${step}: ${commands[step]}`),
+        swarmRollbackLine()
+    ];
+}
+/** The preflight's line on which services will restart. */
+function restartLineFor(c, targets) {
+    return c.target === 'swarm'
+        ? swarmRestartLine(c.stackName, targets)
+        : restartLine(c.restart, targets);
+}
+/** The preflight's line on the host's engine. */
+function engineLine(c, f) {
+    return c.target === 'swarm'
+        ? `Host: docker stack on a Swarm manager, stack ${c.stackName} deployed from ${c.composeFile}`
+        : `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`;
+}
+/** What to run by hand in deploy-path to start the services on the restored .env. */
+function manualStartCommand(c, composeCommand) {
+    if (c.target !== 'swarm')
+        return `${composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d`;
+    return `set -a; . ${shellQuote(`./${c.envFile}`)}; set +a; docker stack deploy --resolve-image never -c ${c.composeFile} ${c.stackName}`;
 }
 
 // The host sequence's journal, read into the run's outcome (pure apart from
@@ -48770,7 +49265,7 @@ function applyHostResult(outcome, c, summary, host) {
         default:
             outcome.result = 'failed';
             outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${stepDetail(summary)} and the rollback failed too (${summary.result})`;
-            outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${host.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`;
+            outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${manualStartCommand(c, host.composeCommand)}" by hand`;
             outcome.changed.push(`${where}: swapped and rollback attempted`);
             return false;
     }
@@ -75745,55 +76240,6 @@ async function writeOne(sftp, path, data, mode, target) {
     }
 }
 
-function restartLine(restart, targets) {
-    return restart === 'targeted'
-        ? `Host: restart targeted: ${targets.length} service(s) receive a rotated key and will restart: ${describeTargets(targets)}; every other service keeps running`
-        : `Host: restart all (down / up of every service); the services that receive a rotated key: ${describeTargets(targets)}`;
-}
-/** Dry-run commands of the targeted steps, overriding the runbook's where they differ. */
-function targetedCommands(c, mode, compose, targets, postgres) {
-    if (c.restart !== 'targeted' || mode === 'recover')
-        return {};
-    const names = targets.map((t) => t.service).join(' ');
-    const commands = {
-        prepare: `record the containers of every service${mode === 'immediate' ? `; docker exec <${c.postgresService} container> pg_isready` : ''}; start probing ${c.healthUrl} every 0.1 s`,
-        stop: `${compose} stop ${names} (the services that receive a rotated key: ${describeTargets(targets)})`,
-        up: `${compose} up -d ${names} (nothing else is recreated)`
-    };
-    if (mode === 'immediate') {
-        commands.revoke = `docker exec -i <${c.postgresService} container> psql -v ON_ERROR_STOP=1 -U ${postgres.user} -d ${postgres.db} <<< ${JSON.stringify(c.revokeSql)} (${c.postgresService} keeps running)`;
-    }
-    return commands;
-}
-
-function hostPlanLines(c, mode, state, rotatedAt) {
-    const compose = `${state.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)}`;
-    const stamp = backupStamp(rotatedAt);
-    const plan = [];
-    plan.push(`stage the new .env as ${c.deployPath}/.rotation/env.new (0600, SFTP)`);
-    plan.push(`start the host sequence detached (${state.detach}) under the lock ${c.deployPath}/.rotation/lock`);
-    const commands = {
-        backup: `copy ${c.envFile} to ${c.envFile}.backup and ${c.envFile}.backup.${stamp} (0600, keep ${c.backupRetention})`,
-        down: `${compose} down`,
-        swap: `rename a copy of .rotation/env.new over ${state.facts.envReal ?? c.envFile}${state.facts.envLink ? ` (the target of the symlink ${c.envFile})` : ''} in its own directory (atomic, mode ${state.facts.envMode} and owner ${state.facts.envOwner} kept)`,
-        'up-postgres': `${compose} up -d ${c.postgresService}`,
-        'wait-postgres': `${compose} exec -T ${c.postgresService} pg_isready -U ${state.postgresUser} -d ${state.postgresDb}`,
-        revoke: `${compose} exec -T ${c.postgresService} psql -v ON_ERROR_STOP=1 -U ${state.postgresUser} -d ${state.postgresDb} <<< ${JSON.stringify(c.revokeSql)}`,
-        up: `${compose} up -d`,
-        health: `${state.facts.httpClient} ${c.healthUrl} until 2xx (${c.healthTimeoutSeconds} s)`,
-        'recover-restore': `restore the interrupted run's backup (${c.envFile}.backup.*, from its journal) over ${c.envFile}; keep ${c.envFile} when it made none`
-    };
-    const targets = state.targets.map((t) => t.service).join(' ');
-    Object.assign(commands, targetedCommands(c, mode, compose, state.targets, {
-        user: state.postgresUser,
-        db: state.postgresDb
-    }));
-    for (const step of stepsFor(mode, c.restart))
-        plan.push(`host: ${step}: ${commands[step]}`);
-    plan.push(`on any failed step: ${c.restart === 'targeted' && !c.recover ? `stop ${targets}, ` : ''}restore the backup, up -d, health check; then write the old values back to the CI secrets`);
-    return plan;
-}
-
 // New secret values: `bytes` from the OS CSPRNG, standard base64, one line
 // (unlike `openssl rand -base64 64`, which wraps at 64 characters).
 function generateSecret(bytes) {
@@ -76106,6 +76552,11 @@ function linesSince(logs, since) {
     return kept.join('\n');
 }
 async function scanServiceLogs(session, deployPath, composeCommand, composeArgs, since, pattern, secrets) {
+    const command = `cd ${shellQuote(deployPath)} && ${composeCommand} ${composeArgs.map(shellQuote).join(' ')} logs --no-color --timestamps --tail 5000`;
+    return scanCommandLogs(session, command, 'compose logs', since, pattern, secrets);
+}
+/** Scans what a host command prints (compose-style "<service> | <stamp> <line>" lines). */
+async function scanCommandLogs(session, command, label, since, pattern, secrets, normalize = (text) => text) {
     const failed = (reason) => ({
         status: 'failed',
         total: 0,
@@ -76115,13 +76566,12 @@ async function scanServiceLogs(session, deployPath, composeCommand, composeArgs,
         since,
         reason
     });
-    const command = `cd ${shellQuote(deployPath)} && ${composeCommand} ${composeArgs.map(shellQuote).join(' ')} logs --no-color --timestamps --tail 5000`;
     try {
         const result = await session.exec(command);
         if (result.code !== 0) {
-            return failed(`compose logs failed (exit ${result.code ?? 'none'})`);
+            return failed(`${label} failed (exit ${result.code ?? 'none'})`);
         }
-        const scan = scanLogs(linesSince(result.stdout, since), pattern, secrets);
+        const scan = scanLogs(linesSince(normalize(result.stdout), since), pattern, secrets);
         return {
             status: scan.verdict,
             total: scan.total,
@@ -76190,7 +76640,9 @@ async function verifyRotation(input, rotatedAt) {
     }
     // The host's own clock: container log stamps are the host's, not the runner's.
     const since = input.hostStartedAt !== undefined ? new Date(input.hostStartedAt).toISOString() : rotatedAt;
-    const logScan = await scanServiceLogs(live, c.deployPath, input.composeCommand.split(' ').map(shellQuote).join(' '), ['-f', c.composeFile, '--env-file', envFilePath(c)], since, c.jwtErrorPattern, input.secrets);
+    const logScan = await (c.target === 'swarm'
+        ? scanCommandLogs(live, swarmLogsCommand(c.stackName), 'docker service logs', since, c.jwtErrorPattern, input.secrets, composeStyleLogs)
+        : scanServiceLogs(live, c.deployPath, input.composeCommand.split(' ').map(shellQuote).join(' '), ['-f', c.composeFile, '--env-file', envFilePath(c)], since, c.jwtErrorPattern, input.secrets));
     return { checks: { health, logins, logScan }, session: live };
 }
 async function attempt(check, failed) {
@@ -76359,8 +76811,7 @@ class Rotation {
                 }
             };
             if (this.rotatesSecrets || c.recover) {
-                const worstCase = c.ssh.timeoutSeconds * 3 +
-                    followDeadlineSeconds(c, stepsFor(this.hostMode, c.restart).length);
+                const worstCase = c.ssh.timeoutSeconds * 3 + followDeadlineSeconds(c, hostSteps(c, this.hostMode).length);
                 await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()));
             }
             if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
@@ -76406,7 +76857,7 @@ class Rotation {
             warning(`${this.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`);
         }
         const f = this.hostState.facts;
-        info(`Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`);
+        info(engineLine(c, f));
         info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
         info(`Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`);
         this.context.onProgress?.({ kind: 'preflight-done', envSha256: this.hostState.envSha256 });
@@ -76416,7 +76867,7 @@ class Rotation {
                 service: t.service,
                 why: t.reasons.join('; ')
             }));
-            info(restartLine(c.restart, targets));
+            info(restartLineFor(c, targets));
         }
     }
     async dryRun() {
@@ -76427,7 +76878,7 @@ class Rotation {
             plan.push(`generate ${c.keys.length} secret(s) of ${c.secretBytes} random bytes (base64): ${c.keys.map((k) => k.envKey).join(', ')}`);
             plan.push(...this.ci.planLines());
         }
-        plan.push(...hostPlanLines(c, this.hostMode, state, this.outcome.rotatedAt));
+        plan.push(...planLines(c, this.hostMode, state, this.outcome.rotatedAt));
         for (const line of plan)
             info(line);
         this.outcome.plan = plan;
@@ -76471,7 +76922,7 @@ class Rotation {
         this.context.onProgress?.({ kind: 'host-launching', backupName });
         await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh));
         this.context.onProgress?.({ kind: 'host-launched' });
-        this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`);
+        this.outcome.changed.push(`host sequence started on ${c.ssh.host} (${hostSteps(c, this.hostMode).join(' → ')})`);
         info(`Host sequence started; following ${c.deployPath}/.rotation/journal`);
         const summary = await host.follow(logJournalEvent, this.context.signal, () => HostSession.connect(c.ssh));
         this.session = host.currentSession;

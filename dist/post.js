@@ -38,11 +38,11 @@ import require$$1$5 from 'node:dns';
 import require$$5$3 from 'string_decoder';
 import child from 'child_process';
 import 'timers';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { readFileSync as readFileSync$1 } from 'node:fs';
 import path from 'node:path';
 import require$$0$6 from 'process';
 import require$$0$7 from 'buffer';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync as readFileSync$1 } from 'node:fs';
 import require$$1$6 from 'stream';
 import require$$2$1 from 'dns';
 import require$$1$7 from 'zlib';
@@ -29282,6 +29282,34 @@ function reason(read) {
     }
     return value;
 }
+/** The deploy directory's name as compose derives a project name from it. */
+function defaultStackName(deployPath) {
+    const base = deployPath.replace(/\/+$/, '').split('/').pop() ?? '';
+    return base.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+}
+function readTarget(read) {
+    const target = (read('target').trim() || 'compose');
+    if (!['compose', 'swarm'].includes(target)) {
+        throw new ConfigError('target', `expected "compose" or "swarm", got "${target}"`);
+    }
+    const given = read('stack-name').trim();
+    const stackName = given || defaultStackName(read('deploy-path').trim());
+    if (target === 'swarm' && !SERVICE_NAME.test(stackName)) {
+        throw new ConfigError('stack-name', given === ''
+            ? `cannot derive a stack name from deploy-path "${read('deploy-path').trim()}": set stack-name`
+            : `"${given}" is not a stack name (letters, digits, _ . -, starting with a letter or digit)`);
+    }
+    return { target, stackName };
+}
+/** What target swarm does not do (yet): refused before anything is contacted. */
+function checkSwarmCombinations(config) {
+    if (config.restart === 'all') {
+        throw new ConfigError('restart', 'is "all", but target swarm has no down / up: docker stack deploy updates exactly the services whose definition changes. Leave restart at its default');
+    }
+    if (config.recover) {
+        throw new ConfigError('recover', 'is not supported with target swarm yet: restore the newest .env.backup.<stamp> over the .env and run docker stack deploy by hand (docs/ENGINES.md)');
+    }
+}
 function readConfig(read) {
     const repository = required(read, 'repository');
     const repoMatch = /^([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)\/([A-Za-z0-9._-]+)$/.exec(repository);
@@ -29296,6 +29324,7 @@ function readConfig(read) {
     if (!['targeted', 'all'].includes(restart)) {
         throw new ConfigError('restart', `expected "targeted" or "all", got "${restart}"`);
     }
+    const { target, stackName } = readTarget(read);
     const gracefulServices = splitList(read('graceful-services'));
     for (const service of gracefulServices) {
         if (!SERVICE_NAME.test(service)) {
@@ -29387,6 +29416,8 @@ function readConfig(read) {
         healthTimeoutSeconds: integer(read, 'health-timeout', 120, 5, 3600),
         mode,
         restart,
+        target,
+        stackName,
         gracefulServices,
         dryRun: bool$2(read, 'dry-run', false),
         recover: bool$2(read, 'recover', false),
@@ -29406,6 +29437,8 @@ function readConfig(read) {
     if (!config.repositorySecrets && config.environments.length === 0) {
         throw new ConfigError('repository-secrets', 'is false and no environments are listed: the new secrets would be written nowhere');
     }
+    if (config.target === 'swarm')
+        checkSwarmCombinations(config);
     if (config.recover && config.dryRun) {
         throw new ConfigError('recover', 'cannot be combined with dry-run');
     }
@@ -37332,573 +37365,6 @@ function preflightProblems(facts, config, recover) {
         }
     }
     return problems;
-}
-
-// Lossless reading and editing of a compose `.env` file (pure, no I/O).
-//
-// Parsing follows compose v2's dotenv parser (compose-spec/compose-go
-// `dotenv/parser.go`), which is also what docker-compose 1.x (python-dotenv)
-// agrees with for every value this module writes:
-//
-// - optional `export ` prefix, `#` comment lines, blank lines, whitespace
-//   around the key and `=`; the value starts after the first `=`;
-// - unquoted values end at ` #` (an inline comment) and are trimmed;
-// - single quotes are literal (no escapes, no interpolation);
-// - double quotes process the escapes `\a \b \f \n \r \t \v \$ \" \\` and
-//   `\0ooo` (octal), then `$` interpolation;
-// - quoted values may span lines; a closing quote directly preceded by a
-//   backslash does not close the value;
-// - duplicate keys: the last assignment wins.
-//
-// Interpolation (`$VAR`, `${VAR}`, `$$`) is NOT performed: values are returned
-// as written (after unquoting and unescaping), and `EnvEntry.interpolated`
-// says whether compose would substitute something in it.
-//
-// Writing a value keeps the line's quoting style when the value can be written
-// in it so that compose v2 *and* docker-compose 1.x (python-dotenv 0.21) read
-// back exactly that value:
-//
-// - unquoted: no whitespace, `#`, quote, `$`, backslash or control character
-//   (generated base64 secrets always qualify);
-// - single quotes: no `'`, backslash, line break, or `${` (python-dotenv 0.21
-//   interpolates `${…}` even inside single quotes);
-// - double quotes: anything except a value ending in a backslash (compose-go
-//   would read the escaped backslash before the closing quote as escaping the
-//   quote). Escapes written: `\\`, `\"`, `\n`, `\r`, and `$` as `\$`.
-//
-// Otherwise the line switches to double quotes. One exception: a value holding
-// a `$` goes in single quotes whenever it fits there, whatever the line's
-// style, because that is the only literal-`$` form compose v2 and
-// docker-compose 1.x read alike (in double quotes compose v2 needs `\$` or
-// `$$`, which python-dotenv keeps verbatim; unquoted, both interpolate). A
-// value no style can hold raises EnvEditError. Generated secrets (standard
-// base64) never need any of this: they stay unquoted on unquoted lines.
-//
-// No error message ever contains a value or a line's text: only key names and
-// line numbers.
-class EnvEditError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'EnvEditError';
-    }
-}
-const BOM = '\uFEFF';
-/** The same BOM in a byte-per-character (latin1) text, as the action reads the host's .env. */
-const BYTE_BOM = '\xEF\xBB\xBF';
-function splitLines(body) {
-    const lines = [];
-    let start = 0;
-    while (start < body.length) {
-        const nl = body.indexOf('\n', start);
-        if (nl === -1) {
-            lines.push({ start, contentEnd: body.length, next: body.length, ending: '' });
-            break;
-        }
-        const crlf = nl > start && body[nl - 1] === '\r';
-        lines.push({
-            start,
-            contentEnd: crlf ? nl - 1 : nl,
-            next: nl + 1,
-            ending: crlf ? '\r\n' : '\n'
-        });
-        start = nl + 1;
-    }
-    return lines;
-}
-// compose-go's isSpace (no line breaks).
-const SPACE = '[\\t\\v\\f\\r \\u0085\\u00A0]';
-const ASSIGNMENT = new RegExp(`^(${SPACE}*(export${SPACE}+)?)([A-Za-z0-9_.\\-\\[\\]]+)${SPACE}*=${SPACE}*`);
-const INHERITED = new RegExp(`^${SPACE}*(?:export${SPACE}+)?[A-Za-z0-9_.\\-\\[\\]]+${SPACE}*$`);
-const BLANK = new RegExp(`^${SPACE}*$`);
-const COMMENT = new RegExp(`^${SPACE}*#`);
-const TRAILING_SPACE = /[\s\u0085\u00A0]+$/;
-function decodeDouble(raw) {
-    return raw.replace(/\\([abcfnrtv$"\\]|0\d{0,3})/g, (match, c) => {
-        switch (c) {
-            case 'a':
-                return '\x07';
-            case 'b':
-                return '\b';
-            case 'f':
-                return '\f';
-            case 'n':
-                return '\n';
-            case 'r':
-                return '\r';
-            case 't':
-                return '\t';
-            case 'v':
-                return '\v';
-            case '$':
-                return '$';
-            case '"':
-                return '"';
-            case '\\':
-                return '\\';
-            default:
-                // `\c` is no escape; `\0ooo` is an octal byte (exactly three octal digits).
-                if (/^0[0-7]{3}$/.test(c) && parseInt(c.slice(1), 8) < 256) {
-                    return String.fromCharCode(parseInt(c.slice(1), 8));
-                }
-                return match;
-        }
-    });
-}
-/** Does the raw text of a double-quoted value contain a `$` compose would interpolate? */
-function doubleInterpolates(raw) {
-    return /\$/.test(raw.replace(/\\[\\$]/g, ''));
-}
-function parseText(text) {
-    const bom = text.startsWith(BOM) ? BOM : text.startsWith(BYTE_BOM) ? BYTE_BOM : '';
-    const body = text.slice(bom.length);
-    const lines = splitLines(body);
-    const assignments = [];
-    for (let i = 0; i < lines.length; i++) {
-        const line = lines[i];
-        const content = body.slice(line.start, line.contentEnd);
-        if (BLANK.test(content) || COMMENT.test(content))
-            continue;
-        const m = ASSIGNMENT.exec(content);
-        if (m === null) {
-            // A bare `KEY` takes the value from the environment: not an assignment.
-            if (INHERITED.test(content))
-                continue;
-            throw new EnvEditError(`line ${i + 1}: not a KEY=value assignment, comment or blank line`);
-        }
-        const key = m[3];
-        const keyStart = line.start + m[1].length;
-        const keyEnd = keyStart + key.length;
-        const valueStart = line.start + m[0].length;
-        const first = body[valueStart];
-        const base = {
-            key,
-            line: i + 1,
-            exported: m[2] !== undefined,
-            firstLine: i,
-            keyStart,
-            keyEnd,
-            valueStart
-        };
-        if (first === '"' || first === "'") {
-            // Find the closing quote: the first one not directly preceded by a backslash.
-            let close = -1;
-            for (let p = valueStart + 1; p < body.length; p++) {
-                if (body[p] === first && body[p - 1] !== '\\') {
-                    close = p;
-                    break;
-                }
-            }
-            if (close === -1) {
-                throw new EnvEditError(`line ${i + 1}: unterminated quoted value for ${key}`);
-            }
-            let last = i;
-            while (lines[last].next <= close)
-                last++;
-            const rest = body.slice(close + 1, lines[last].contentEnd);
-            if (!BLANK.test(rest) && !new RegExp(`^${SPACE}*#`).test(rest)) {
-                throw new EnvEditError(`line ${last + 1}: unexpected text after the closing quote of ${key}`);
-            }
-            const raw = body.slice(valueStart + 1, close);
-            assignments.push({
-                ...base,
-                value: first === '"' ? decodeDouble(raw) : raw,
-                quote: first === '"' ? 'double' : 'single',
-                interpolated: first === '"' && doubleInterpolates(raw),
-                lastLine: last,
-                valueEnd: close + 1
-            });
-            i = last;
-            continue;
-        }
-        let rawValue = body.slice(valueStart, line.contentEnd);
-        const comment = rawValue.indexOf(' #');
-        if (comment !== -1)
-            rawValue = rawValue.slice(0, comment);
-        rawValue = rawValue.replace(TRAILING_SPACE, '');
-        assignments.push({
-            ...base,
-            value: rawValue,
-            quote: 'none',
-            interpolated: rawValue.includes('$'),
-            lastLine: i,
-            valueEnd: valueStart + rawValue.length
-        });
-    }
-    return { bom, body, lines, assignments };
-}
-function publicEntry(a) {
-    return {
-        key: a.key,
-        value: a.value,
-        line: a.line,
-        quote: a.quote,
-        exported: a.exported,
-        interpolated: a.interpolated
-    };
-}
-/** Every assignment in the file, in order (duplicates included). */
-function parseEnv(text) {
-    return parseText(text).assignments.map(publicEntry);
-}
-/** The value compose uses for `key` (the last assignment wins), or undefined. */
-function envValue(text, key) {
-    const entries = parseEnv(text);
-    for (let i = entries.length - 1; i >= 0; i--) {
-        if (entries[i].key === key)
-            return entries[i].value;
-    }
-    return undefined;
-}
-// ---------------------------------------------------------------------------
-// Encoding
-/** Can `value` be written in `quote` style so that compose reads back exactly `value`? */
-function canWriteAs(value, quote) {
-    switch (quote) {
-        case 'none':
-            // eslint-disable-next-line no-control-regex
-            return !/[\s\u0085\u00A0#'"$\\\x00-\x1f\x7f]/.test(value);
-        case 'single':
-            // eslint-disable-next-line no-control-regex
-            return !/['\\\r\n\x00]/.test(value) && !value.includes('${');
-        case 'double':
-            return !value.endsWith('\\') && !value.includes('\x00');
-    }
-}
-function encode(value, quote) {
-    switch (quote) {
-        case 'none':
-            return value;
-        case 'single':
-            return `'${value}'`;
-        case 'double':
-            return `"${value.replace(/[\\"\n\r$]/g, (c) => {
-                switch (c) {
-                    case '\n':
-                        return '\\n';
-                    case '\r':
-                        return '\\r';
-                    default:
-                        return `\\${c}`;
-                }
-            })}"`;
-    }
-}
-/** Picks the style a value is written in: the line's own style when it can hold the value. */
-function styleFor(key, value, preferred, commentFollows = false) {
-    // A literal `$` reads alike in compose v2 and docker-compose 1.x only in single quotes.
-    if (value.includes('$') && canWriteAs(value, 'single'))
-        return 'single';
-    // `K= # c` reads as "# c": an empty value before an inline comment needs quotes.
-    const emptyBeforeComment = value === '' && commentFollows;
-    if (canWriteAs(value, preferred) && !(preferred === 'none' && emptyBeforeComment)) {
-        return preferred;
-    }
-    if (canWriteAs(value, 'double'))
-        return 'double';
-    if (canWriteAs(value, 'none') && !emptyBeforeComment)
-        return 'none';
-    throw new EnvEditError(`the new value of ${key} cannot be written to .env in a form compose reads back unchanged (it ends with a backslash or holds a NUL character)`);
-}
-function effective(parsed, key) {
-    for (let i = parsed.assignments.length - 1; i >= 0; i--) {
-        if (parsed.assignments[i].key === key)
-            return parsed.assignments[i];
-    }
-    return undefined;
-}
-function assemble(parsed, body) {
-    return parsed.bom + body;
-}
-function applySplices(body, splices) {
-    const sorted = [...splices].sort((a, b) => b.start - a.start);
-    let out = body;
-    for (const s of sorted)
-        out = out.slice(0, s.start) + s.text + out.slice(s.end);
-    return out;
-}
-/**
- * Rewrites the value of the effective (last) assignment of each key, keeping
- * every other byte. Throws EnvEditError when a key has no assignment.
- */
-function setEnvValues(text, values) {
-    const parsed = parseText(text);
-    const splices = [];
-    for (const [key, value] of Object.entries(values)) {
-        const target = effective(parsed, key);
-        if (target === undefined)
-            throw new EnvEditError(`${key} is not set in .env`);
-        const lastLine = parsed.lines[target.lastLine];
-        const commentFollows = !BLANK.test(parsed.body.slice(target.valueEnd, lastLine.contentEnd));
-        const style = styleFor(key, value, target.quote, commentFollows);
-        splices.push({ start: target.valueStart, end: target.valueEnd, text: encode(value, style) });
-    }
-    return assemble(parsed, applySplices(parsed.body, splices));
-}
-
-// Redaction of text that may carry secrets before it is logged, put in an
-// issue, summary or output (pure).
-//
-// 1. every occurrence of each known secret (8 characters or more; also its
-//    URL-encoded form) becomes `***`;
-// 2. JWT-looking tokens (`eyJ….….…`) become `<jwt>`;
-// 3. any remaining base64- or hex-looking run of 32 characters or more
-//    becomes `<redacted>`. "Looking" means: only base64/base64url characters
-//    and at least one digit or both letter cases, so long lowercase words and
-//    paths such as `/usr/lib/node_modules/jsonwebtoken/verify` stay readable
-//    while random material (which nearly always mixes cases and digits) goes.
-//    UUIDs (record ids in request logs) are kept.
-const MIN_SECRET_LENGTH = 8;
-/**
- * Step 1 only: every known secret becomes `***`. For text whose shape the
- * action knows (its own messages quoting host output), where paths and ids
- * must stay readable.
- */
-function redactValues(text, secrets) {
-    const needles = new Set();
-    for (const secret of secrets) {
-        if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH)
-            continue;
-        needles.add(secret);
-        const encoded = encodeURIComponent(secret);
-        if (encoded !== secret)
-            needles.add(encoded);
-    }
-    let out = text;
-    for (const needle of [...needles].sort((a, b) => b.length - a.length)) {
-        out = out.split(needle).join('***');
-    }
-    return out;
-}
-
-function msField(detail, name) {
-    const m = new RegExp(`(?:^|\\s)${name}=(\\d{1,16})(?:\\s|$)`).exec(detail ?? '');
-    return m ? Number(m[1]) : undefined;
-}
-function serviceTimes(events) {
-    const services = [];
-    let downAt;
-    let upAt;
-    for (const e of events) {
-        if (e.event === 'service' && e.step !== undefined) {
-            const timing = { service: e.step, target: e.status !== 'unexpected' };
-            const stopped = msField(e.detail, 'stopped');
-            const started = msField(e.detail, 'started');
-            if (stopped !== undefined)
-                timing.stoppedAt = stopped;
-            if (started !== undefined)
-                timing.startedAt = started;
-            services.push(timing);
-        }
-        else if (e.event === 'api') {
-            const at = msField(e.detail, 'at') ?? e.at;
-            if (e.status === 'down' && downAt === undefined)
-                downAt = at;
-            if (e.status === 'up' && downAt !== undefined && upAt === undefined)
-                upAt = at;
-        }
-    }
-    const times = { services };
-    if (downAt !== undefined && upAt !== undefined && upAt >= downAt) {
-        times.apiDowntimeSeconds = Math.round((upAt - downAt) / 100) / 10;
-    }
-    return times;
-}
-
-// Parsing of the host sequence's journal (pure). The host script appends one
-// event per line to `.rotation/journal`, tab separated:
-//
-//   <epoch_ms> \t <event> \t <step> \t <status> \t <detail>
-//
-// Unused fields are `-`; the detail may be empty or hold spaces, never a tab
-// or line break. Events: run-start (status = mode), step-start, step-end
-// (status ok|fail), info, rollback-start (detail = the failed step) and
-// result (status = the outcome). Unknown event names are kept (forward
-// compatible); lines that do not have this shape are skipped and counted.
-// `service` and `api` events (restart: targeted) are read by service-times.ts.
-const EVENT_NAME = /^[a-z][a-z0-9-]*$/;
-function field(value) {
-    return value === undefined || value === '-' || value === '' ? undefined : value;
-}
-/** Parses one journal line (without its line break); undefined when malformed. */
-function parseJournalLine(line) {
-    const fields = line.replace(/\r$/, '').split('\t');
-    // The detail may be absent altogether (4 fields) or empty (5 fields).
-    if (fields.length < 4 || fields.length > 5)
-        return undefined;
-    const [at, event, step, status, detail] = fields;
-    if (!/^\d{1,16}$/.test(at) || !EVENT_NAME.test(event))
-        return undefined;
-    const parsed = { at: Number(at), event };
-    const s = field(step);
-    const st = field(status);
-    const d = detail === undefined || detail === '' ? undefined : detail;
-    if (s !== undefined)
-        parsed.step = s;
-    if (st !== undefined)
-        parsed.status = st;
-    if (d !== undefined)
-        parsed.detail = d;
-    return parsed;
-}
-/**
- * Incremental reader for a journal that arrives in chunks (e.g. `tail -f`
- * over SSH): buffers a partial last line until its line break arrives.
- */
-class JournalReader {
-    pending = '';
-    /** Complete lines skipped because they were malformed. */
-    malformed = 0;
-    /** Complete lines consumed so far (well-formed and malformed). */
-    lines = 0;
-    push(chunk) {
-        this.pending += chunk;
-        const events = [];
-        let nl = this.pending.indexOf('\n');
-        while (nl !== -1) {
-            this.take(this.pending.slice(0, nl), events);
-            this.pending = this.pending.slice(nl + 1);
-            nl = this.pending.indexOf('\n');
-        }
-        return events;
-    }
-    /**
-     * Drops a half-received line: after a reconnect the host resends from the
-     * first line not yet complete, so keeping the half would garble that line.
-     */
-    resume() {
-        this.pending = '';
-    }
-    /** Ends the input: a last line without a line break is parsed too. */
-    end() {
-        const events = [];
-        if (this.pending !== '')
-            this.take(this.pending, events);
-        this.pending = '';
-        return events;
-    }
-    take(line, events) {
-        if (line.replace(/\r$/, '') === '')
-            return;
-        this.lines += 1;
-        const event = parseJournalLine(line);
-        if (event === undefined)
-            this.malformed += 1;
-        else
-            events.push(event);
-    }
-}
-const HEALTH_STEPS = new Set(['health', 'rollback-health']);
-function pathOf(detail) {
-    if (detail === undefined)
-        return undefined;
-    // `path=/abs/path`, possibly followed by other `key=value` fields; paths may hold spaces.
-    const m = /(?:^|\s)path=(\/.*?)(?=\s+[A-Za-z_][A-Za-z0-9_]*=|\s*$)/.exec(detail);
-    return m?.[1];
-}
-function summarizeJournal(events) {
-    const summary = { steps: [], terminal: false, notes: [] };
-    let downFrom;
-    let upFrom;
-    let healthyAt;
-    // Where the health step's last healthy streak began: the end of the downtime.
-    let streakFrom;
-    const lastRecord = (name, running) => {
-        for (let i = summary.steps.length - 1; i >= 0; i--) {
-            const s = summary.steps[i];
-            if (s.name === name && (!running || s.status === 'running'))
-                return s;
-        }
-        return undefined;
-    };
-    for (const e of events) {
-        summary.lastEventAt = e.at;
-        switch (e.event) {
-            case 'run-start':
-                summary.mode = e.status;
-                summary.startedAt = e.at;
-                break;
-            case 'step-start': {
-                if (e.step === undefined)
-                    break;
-                summary.steps.push({
-                    name: e.step,
-                    startedAt: e.at,
-                    status: 'running',
-                    ...(e.detail !== undefined ? { detail: e.detail } : {}),
-                    infos: []
-                });
-                if ((e.step === 'down' || e.step === 'stop') && downFrom === undefined)
-                    downFrom = e.at;
-                if (e.step === 'up' && upFrom === undefined)
-                    upFrom = e.at;
-                break;
-            }
-            case 'step-end': {
-                if (e.step === undefined)
-                    break;
-                let record = lastRecord(e.step, true);
-                if (record === undefined) {
-                    // An end without its start (journal cut at the front): keep what we know.
-                    record = { name: e.step, startedAt: e.at, status: 'running', infos: [] };
-                    summary.steps.push(record);
-                }
-                record.endedAt = e.at;
-                record.status = e.status === 'ok' ? 'ok' : 'fail';
-                if (e.detail !== undefined)
-                    record.detail = e.detail;
-                if (record.status === 'ok' && HEALTH_STEPS.has(e.step) && healthyAt === undefined) {
-                    healthyAt = streakFrom ?? e.at;
-                }
-                if (record.status === 'fail' && summary.failedStep === undefined) {
-                    summary.failedStep = e.step;
-                }
-                if (e.step === 'backup' && record.status === 'ok') {
-                    const path = pathOf(e.detail);
-                    if (path !== undefined)
-                        summary.backupPath = path;
-                }
-                if (e.step === 'recover-restore' && record.status === 'ok') {
-                    const path = pathOf(e.detail);
-                    if (path !== undefined)
-                        summary.restoredFrom = path;
-                }
-                break;
-            }
-            case 'info': {
-                const text = e.detail ?? '';
-                if (e.step !== undefined && HEALTH_STEPS.has(e.step) && text.startsWith('healthy from')) {
-                    streakFrom = e.at;
-                }
-                const record = e.step === undefined ? undefined : lastRecord(e.step, false);
-                if (record !== undefined)
-                    record.infos.push(text);
-                else
-                    summary.notes.push(e.step === undefined ? text : `${e.step}: ${text}`);
-                break;
-            }
-            case 'rollback-start':
-                summary.rollbackOf = e.detail ?? e.step;
-                break;
-            case 'result':
-                summary.result = e.status;
-                if (e.detail !== undefined)
-                    summary.resultDetail = e.detail;
-                summary.terminal = true;
-                break;
-        }
-    }
-    if (summary.rollbackOf !== undefined)
-        summary.failedStep = summary.rollbackOf;
-    const times = serviceTimes(events);
-    if (times.services.length > 0)
-        summary.services = times.services;
-    if (times.apiDowntimeSeconds !== undefined)
-        summary.apiDowntimeSeconds = times.apiDowntimeSeconds;
-    const from = downFrom ?? upFrom;
-    if (from !== undefined && healthyAt !== undefined && healthyAt >= from) {
-        summary.downtimeSeconds = Math.round((healthyAt - from) / 100) / 10;
-    }
-    return summary;
 }
 
 var dist = {};
@@ -46613,6 +46079,307 @@ function requireDist () {
 
 var distExports = requireDist();
 
+// Lossless reading and editing of a compose `.env` file (pure, no I/O).
+//
+// Parsing follows compose v2's dotenv parser (compose-spec/compose-go
+// `dotenv/parser.go`), which is also what docker-compose 1.x (python-dotenv)
+// agrees with for every value this module writes:
+//
+// - optional `export ` prefix, `#` comment lines, blank lines, whitespace
+//   around the key and `=`; the value starts after the first `=`;
+// - unquoted values end at ` #` (an inline comment) and are trimmed;
+// - single quotes are literal (no escapes, no interpolation);
+// - double quotes process the escapes `\a \b \f \n \r \t \v \$ \" \\` and
+//   `\0ooo` (octal), then `$` interpolation;
+// - quoted values may span lines; a closing quote directly preceded by a
+//   backslash does not close the value;
+// - duplicate keys: the last assignment wins.
+//
+// Interpolation (`$VAR`, `${VAR}`, `$$`) is NOT performed: values are returned
+// as written (after unquoting and unescaping), and `EnvEntry.interpolated`
+// says whether compose would substitute something in it.
+//
+// Writing a value keeps the line's quoting style when the value can be written
+// in it so that compose v2 *and* docker-compose 1.x (python-dotenv 0.21) read
+// back exactly that value:
+//
+// - unquoted: no whitespace, `#`, quote, `$`, backslash or control character
+//   (generated base64 secrets always qualify);
+// - single quotes: no `'`, backslash, line break, or `${` (python-dotenv 0.21
+//   interpolates `${…}` even inside single quotes);
+// - double quotes: anything except a value ending in a backslash (compose-go
+//   would read the escaped backslash before the closing quote as escaping the
+//   quote). Escapes written: `\\`, `\"`, `\n`, `\r`, and `$` as `\$`.
+//
+// Otherwise the line switches to double quotes. One exception: a value holding
+// a `$` goes in single quotes whenever it fits there, whatever the line's
+// style, because that is the only literal-`$` form compose v2 and
+// docker-compose 1.x read alike (in double quotes compose v2 needs `\$` or
+// `$$`, which python-dotenv keeps verbatim; unquoted, both interpolate). A
+// value no style can hold raises EnvEditError. Generated secrets (standard
+// base64) never need any of this: they stay unquoted on unquoted lines.
+//
+// No error message ever contains a value or a line's text: only key names and
+// line numbers.
+class EnvEditError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'EnvEditError';
+    }
+}
+const BOM = '\uFEFF';
+/** The same BOM in a byte-per-character (latin1) text, as the action reads the host's .env. */
+const BYTE_BOM = '\xEF\xBB\xBF';
+function splitLines(body) {
+    const lines = [];
+    let start = 0;
+    while (start < body.length) {
+        const nl = body.indexOf('\n', start);
+        if (nl === -1) {
+            lines.push({ start, contentEnd: body.length, next: body.length, ending: '' });
+            break;
+        }
+        const crlf = nl > start && body[nl - 1] === '\r';
+        lines.push({
+            start,
+            contentEnd: crlf ? nl - 1 : nl,
+            next: nl + 1,
+            ending: crlf ? '\r\n' : '\n'
+        });
+        start = nl + 1;
+    }
+    return lines;
+}
+// compose-go's isSpace (no line breaks).
+const SPACE = '[\\t\\v\\f\\r \\u0085\\u00A0]';
+const ASSIGNMENT = new RegExp(`^(${SPACE}*(export${SPACE}+)?)([A-Za-z0-9_.\\-\\[\\]]+)${SPACE}*=${SPACE}*`);
+const INHERITED = new RegExp(`^${SPACE}*(?:export${SPACE}+)?[A-Za-z0-9_.\\-\\[\\]]+${SPACE}*$`);
+const BLANK = new RegExp(`^${SPACE}*$`);
+const COMMENT = new RegExp(`^${SPACE}*#`);
+const TRAILING_SPACE = /[\s\u0085\u00A0]+$/;
+function decodeDouble(raw) {
+    return raw.replace(/\\([abcfnrtv$"\\]|0\d{0,3})/g, (match, c) => {
+        switch (c) {
+            case 'a':
+                return '\x07';
+            case 'b':
+                return '\b';
+            case 'f':
+                return '\f';
+            case 'n':
+                return '\n';
+            case 'r':
+                return '\r';
+            case 't':
+                return '\t';
+            case 'v':
+                return '\v';
+            case '$':
+                return '$';
+            case '"':
+                return '"';
+            case '\\':
+                return '\\';
+            default:
+                // `\c` is no escape; `\0ooo` is an octal byte (exactly three octal digits).
+                if (/^0[0-7]{3}$/.test(c) && parseInt(c.slice(1), 8) < 256) {
+                    return String.fromCharCode(parseInt(c.slice(1), 8));
+                }
+                return match;
+        }
+    });
+}
+/** Does the raw text of a double-quoted value contain a `$` compose would interpolate? */
+function doubleInterpolates(raw) {
+    return /\$/.test(raw.replace(/\\[\\$]/g, ''));
+}
+function parseText(text) {
+    const bom = text.startsWith(BOM) ? BOM : text.startsWith(BYTE_BOM) ? BYTE_BOM : '';
+    const body = text.slice(bom.length);
+    const lines = splitLines(body);
+    const assignments = [];
+    for (let i = 0; i < lines.length; i++) {
+        const line = lines[i];
+        const content = body.slice(line.start, line.contentEnd);
+        if (BLANK.test(content) || COMMENT.test(content))
+            continue;
+        const m = ASSIGNMENT.exec(content);
+        if (m === null) {
+            // A bare `KEY` takes the value from the environment: not an assignment.
+            if (INHERITED.test(content))
+                continue;
+            throw new EnvEditError(`line ${i + 1}: not a KEY=value assignment, comment or blank line`);
+        }
+        const key = m[3];
+        const keyStart = line.start + m[1].length;
+        const keyEnd = keyStart + key.length;
+        const valueStart = line.start + m[0].length;
+        const first = body[valueStart];
+        const base = {
+            key,
+            line: i + 1,
+            exported: m[2] !== undefined,
+            firstLine: i,
+            keyStart,
+            keyEnd,
+            valueStart
+        };
+        if (first === '"' || first === "'") {
+            // Find the closing quote: the first one not directly preceded by a backslash.
+            let close = -1;
+            for (let p = valueStart + 1; p < body.length; p++) {
+                if (body[p] === first && body[p - 1] !== '\\') {
+                    close = p;
+                    break;
+                }
+            }
+            if (close === -1) {
+                throw new EnvEditError(`line ${i + 1}: unterminated quoted value for ${key}`);
+            }
+            let last = i;
+            while (lines[last].next <= close)
+                last++;
+            const rest = body.slice(close + 1, lines[last].contentEnd);
+            if (!BLANK.test(rest) && !new RegExp(`^${SPACE}*#`).test(rest)) {
+                throw new EnvEditError(`line ${last + 1}: unexpected text after the closing quote of ${key}`);
+            }
+            const raw = body.slice(valueStart + 1, close);
+            assignments.push({
+                ...base,
+                value: first === '"' ? decodeDouble(raw) : raw,
+                quote: first === '"' ? 'double' : 'single',
+                interpolated: first === '"' && doubleInterpolates(raw),
+                lastLine: last,
+                valueEnd: close + 1
+            });
+            i = last;
+            continue;
+        }
+        let rawValue = body.slice(valueStart, line.contentEnd);
+        const comment = rawValue.indexOf(' #');
+        if (comment !== -1)
+            rawValue = rawValue.slice(0, comment);
+        rawValue = rawValue.replace(TRAILING_SPACE, '');
+        assignments.push({
+            ...base,
+            value: rawValue,
+            quote: 'none',
+            interpolated: rawValue.includes('$'),
+            lastLine: i,
+            valueEnd: valueStart + rawValue.length
+        });
+    }
+    return { bom, body, lines, assignments };
+}
+function publicEntry(a) {
+    return {
+        key: a.key,
+        value: a.value,
+        line: a.line,
+        quote: a.quote,
+        exported: a.exported,
+        interpolated: a.interpolated
+    };
+}
+/** Every assignment in the file, in order (duplicates included). */
+function parseEnv(text) {
+    return parseText(text).assignments.map(publicEntry);
+}
+/** The value compose uses for `key` (the last assignment wins), or undefined. */
+function envValue(text, key) {
+    const entries = parseEnv(text);
+    for (let i = entries.length - 1; i >= 0; i--) {
+        if (entries[i].key === key)
+            return entries[i].value;
+    }
+    return undefined;
+}
+// ---------------------------------------------------------------------------
+// Encoding
+/** Can `value` be written in `quote` style so that compose reads back exactly `value`? */
+function canWriteAs(value, quote) {
+    switch (quote) {
+        case 'none':
+            // eslint-disable-next-line no-control-regex
+            return !/[\s\u0085\u00A0#'"$\\\x00-\x1f\x7f]/.test(value);
+        case 'single':
+            // eslint-disable-next-line no-control-regex
+            return !/['\\\r\n\x00]/.test(value) && !value.includes('${');
+        case 'double':
+            return !value.endsWith('\\') && !value.includes('\x00');
+    }
+}
+function encode(value, quote) {
+    switch (quote) {
+        case 'none':
+            return value;
+        case 'single':
+            return `'${value}'`;
+        case 'double':
+            return `"${value.replace(/[\\"\n\r$]/g, (c) => {
+                switch (c) {
+                    case '\n':
+                        return '\\n';
+                    case '\r':
+                        return '\\r';
+                    default:
+                        return `\\${c}`;
+                }
+            })}"`;
+    }
+}
+/** Picks the style a value is written in: the line's own style when it can hold the value. */
+function styleFor(key, value, preferred, commentFollows = false) {
+    // A literal `$` reads alike in compose v2 and docker-compose 1.x only in single quotes.
+    if (value.includes('$') && canWriteAs(value, 'single'))
+        return 'single';
+    // `K= # c` reads as "# c": an empty value before an inline comment needs quotes.
+    const emptyBeforeComment = value === '' && commentFollows;
+    if (canWriteAs(value, preferred) && !(preferred === 'none' && emptyBeforeComment)) {
+        return preferred;
+    }
+    if (canWriteAs(value, 'double'))
+        return 'double';
+    if (canWriteAs(value, 'none') && !emptyBeforeComment)
+        return 'none';
+    throw new EnvEditError(`the new value of ${key} cannot be written to .env in a form compose reads back unchanged (it ends with a backslash or holds a NUL character)`);
+}
+function effective(parsed, key) {
+    for (let i = parsed.assignments.length - 1; i >= 0; i--) {
+        if (parsed.assignments[i].key === key)
+            return parsed.assignments[i];
+    }
+    return undefined;
+}
+function assemble(parsed, body) {
+    return parsed.bom + body;
+}
+function applySplices(body, splices) {
+    const sorted = [...splices].sort((a, b) => b.start - a.start);
+    let out = body;
+    for (const s of sorted)
+        out = out.slice(0, s.start) + s.text + out.slice(s.end);
+    return out;
+}
+/**
+ * Rewrites the value of the effective (last) assignment of each key, keeping
+ * every other byte. Throws EnvEditError when a key has no assignment.
+ */
+function setEnvValues(text, values) {
+    const parsed = parseText(text);
+    const splices = [];
+    for (const [key, value] of Object.entries(values)) {
+        const target = effective(parsed, key);
+        if (target === undefined)
+            throw new EnvEditError(`${key} is not set in .env`);
+        const lastLine = parsed.lines[target.lastLine];
+        const commentFollows = !BLANK.test(parsed.body.slice(target.valueEnd, lastLine.contentEnd));
+        const style = styleFor(key, value, target.quote, commentFollows);
+        splices.push({ start: target.valueStart, end: target.valueEnd, text: encode(value, style) });
+    }
+    return assemble(parsed, applySplices(parsed.body, splices));
+}
+
 // Which compose services receive a rotated key (pure). `restart: targeted`
 // stops and recreates exactly these; graceful mode checks that the ones that
 // verify tokens also receive <KEY>_PREVIOUS.
@@ -46767,6 +46534,10 @@ function findTargets(resolvedYaml, rawComposeYaml, options) {
     }
     return { services: names, targets };
 }
+/** "backend (environment JWT_SECRET, JWT_REFRESH_SECRET); worker (…)" */
+function describeTargets(targets) {
+    return targets.map((t) => `${t.service} (${t.reasons.join('; ')})`).join(', ');
+}
 /** Every reason preflight refuses the targets, as sentences naming the fix. */
 function targetProblems(found, config) {
     const problems = [];
@@ -46803,6 +46574,519 @@ function targetProblems(found, config) {
             .join(', ')}. Add e.g. "${first.key}_PREVIOUS: \${${first.key}_PREVIOUS:-}" under each service's environment: (docs/DUAL-SECRET.md)${config.gracefulServices.length === 0 ? ', or name the services that verify tokens in graceful-services' : ''}, or use mode immediate`);
     }
     return problems;
+}
+
+// target: swarm (pure): the host steps, which services of the stack file
+// receive a rotated key, the staged environment `docker stack deploy` reads
+// its values from, and what preflight refuses. docs/ENGINES.md tells the story.
+/**
+ * The host steps of target swarm. The revoke comes once the new tasks run:
+ * a refresh token an old task issued until then is deleted too.
+ */
+function swarmSteps(mode) {
+    switch (mode) {
+        case 'immediate':
+            return ['swarm-prepare', 'backup', 'swap', 'deploy', 'converge', 'revoke', 'health'];
+        case 'graceful':
+        case 'retire-previous':
+            return ['swarm-prepare', 'backup', 'swap', 'deploy', 'converge', 'health'];
+        case 'recover':
+            throw new Error('recover is not supported with target swarm');
+    }
+}
+/** The host steps of a run, whatever the target. */
+function hostSteps(config, mode) {
+    return config.target === 'swarm' ? swarmSteps(mode) : stepsFor(mode, config.restart);
+}
+const REFERENCE = /\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))/g;
+/** Variables a string interpolates (`$NAME`, `${NAME…}`; `$$` is a literal `$`). */
+function referencedVariables(text) {
+    const names = [];
+    for (const match of text.matchAll(REFERENCE)) {
+        const name = match[1] ?? match[2];
+        if (name !== undefined)
+            names.push(name);
+    }
+    return names;
+}
+function strings(value) {
+    if (typeof value === 'string')
+        return [value];
+    if (Array.isArray(value))
+        return value.flatMap(strings);
+    if (value !== null && typeof value === 'object') {
+        return Object.entries(value).flatMap(([k, v]) => [k, ...strings(v)]);
+    }
+    return [];
+}
+/** An `environment:` block as [name, value] pairs; value null: taken from the CLI's environment. */
+function environmentPairs(value) {
+    if (Array.isArray(value)) {
+        return value.map((item) => {
+            const text = String(item);
+            const at = text.indexOf('=');
+            return at === -1 ? [text, null] : [text.slice(0, at), text.slice(at + 1)];
+        });
+    }
+    if (value !== null && typeof value === 'object') {
+        return Object.entries(value).map(([k, v]) => [
+            k,
+            v === null || v === undefined ? null : String(v)
+        ]);
+    }
+    return [];
+}
+function envFiles(value) {
+    if (value === null || value === undefined)
+        return [];
+    const list = Array.isArray(value) ? value : [value];
+    return list.map((item) => typeof item === 'object' && item !== null
+        ? String(item.path)
+        : String(item));
+}
+/**
+ * Reads a stack file (a compose file for `docker stack deploy`): which
+ * services receive a rotated key through `environment:` (`${KEY}`, `$KEY`,
+ * inside a longer value, or a bare `KEY` the CLI fills from its
+ * environment), another field (`command:`, labels…), or an `env_file:` that
+ * is the rotated .env. Throws when it is no YAML mapping with `services:`.
+ */
+function readStackFile(yaml, options) {
+    const document = distExports.parseDocument(yaml, { merge: true });
+    if (document.errors.length > 0)
+        throw new Error(document.errors[0].message.split('\n')[0]);
+    const plain = document.toJSON();
+    const services = plain?.services;
+    if (services === null || typeof services !== 'object' || Array.isArray(services))
+        throw new Error('it has no services: mapping');
+    const rotated = new Set(options.rotatedKeys);
+    const variables = new Set();
+    for (const text of strings(plain)) {
+        for (const name of referencedVariables(text))
+            variables.add(name);
+    }
+    const names = [];
+    const targets = [];
+    for (const [service, value] of Object.entries(services)) {
+        names.push(service);
+        const definition = value;
+        if (definition === null || typeof definition !== 'object')
+            continue;
+        const keys = new Set();
+        const previous = new Set();
+        const via = new Map();
+        const note = (where, what) => {
+            if (!via.has(where))
+                via.set(where, new Set());
+            via.get(where).add(what);
+        };
+        const receive = (key, where, what) => {
+            if (rotated.has(key)) {
+                keys.add(key);
+                note(where, what);
+            }
+            else if (key.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
+                previous.add(key.slice(0, -9));
+            }
+        };
+        const files = envFiles(definition.env_file);
+        const loadsRotated = files.some((f) => isRotatedEnvFile(f, options.composeFile, options.envFile));
+        if (loadsRotated) {
+            for (const key of rotated) {
+                keys.add(key);
+                previous.add(key);
+            }
+            via.set(`env_file ${options.envFile}`, new Set());
+        }
+        for (const [field, value] of Object.entries(definition)) {
+            if (field === 'environment') {
+                for (const [name, text] of environmentPairs(value)) {
+                    if (text === null) {
+                        variables.add(name);
+                        receive(name, 'environment', name);
+                        continue;
+                    }
+                    for (const key of referencedVariables(text))
+                        receive(key, 'environment', name === key ? name : `${name} (${key})`);
+                }
+                continue;
+            }
+            for (const text of strings(value)) {
+                for (const key of referencedVariables(text))
+                    receive(key, field, key);
+            }
+        }
+        if (keys.size === 0)
+            continue;
+        targets.push({
+            service,
+            keys: options.rotatedKeys.filter((k) => keys.has(k)),
+            previous: options.rotatedKeys.filter((k) => previous.has(k) && keys.has(k)),
+            reasons: [...via].map(([where, set]) => set.size > 0 ? `${where} ${[...set].join(', ')}` : where),
+            otherEnvFile: files.length > 0 && !loadsRotated
+        });
+    }
+    return { services: names, targets, variables: [...variables].sort() };
+}
+/** Never put in the deploy's environment: they would change how the CLI itself runs. */
+const SHELL_OWN = new Set(['PATH', 'IFS', 'ENV', 'BASH_ENV', 'CDPATH', 'PS4']);
+/**
+ * The staged environment of `docker stack deploy` (a 0600 file the host
+ * sources in a subshell): `export NAME='value'` for each variable the stack
+ * file uses that the .env sets (the last assignment wins, as compose reads
+ * it). The text is byte-per-character like the .env it comes from.
+ */
+function stackEnv(envText, variables) {
+    const values = new Map();
+    for (const entry of parseEnv(envText))
+        values.set(entry.key, entry.value);
+    return variables
+        .filter((name) => values.has(name) && !SHELL_OWN.has(name))
+        .map((name) => `export ${name}=${shellQuote(values.get(name))}\n`)
+        .join('');
+}
+function parseSwarmFacts(stdout) {
+    const facts = { stacks: [], stackServices: [] };
+    for (const line of stdout.split('\n')) {
+        const at = line.indexOf('=');
+        if (at <= 0)
+            continue;
+        const value = line.slice(at + 1).trim();
+        switch (line.slice(0, at)) {
+            case 'docker_cli':
+                facts.dockerCli = value;
+                break;
+            case 'swarm_node':
+                facts.node = value;
+                break;
+            case 'swarm_error':
+                facts.error = value;
+                break;
+            case 'stacks':
+                facts.stacks = value.split(/\s+/).filter(Boolean);
+                break;
+            case 'stack_services':
+                facts.stackServices = value.split(/\s+/).filter(Boolean);
+                break;
+        }
+    }
+    return facts;
+}
+/**
+ * Every reason the host refuses target swarm: the shared host checks (deploy
+ * dir, stack file, .env, lock, detach…) and the Swarm's own.
+ */
+function swarmPreflightProblems(facts, swarm, config) {
+    // The compose-only checks (CLI, config, running containers) do not apply.
+    const shared = preflightProblems({
+        ...facts,
+        composeCmd: 'docker stack',
+        composeConfigError: undefined,
+        services: [],
+        composeRunning: undefined
+    }, config, false);
+    const problems = [...shared];
+    if (swarm.dockerCli === 'none') {
+        problems.push('the docker CLI is not installed on the host: target swarm deploys with docker stack deploy');
+    }
+    else if (swarm.error !== undefined) {
+        problems.push(`docker info failed on the host: ${swarm.error}`);
+    }
+    else if (swarm.node !== undefined && swarm.node !== 'active true') {
+        const [state, manager] = swarm.node.split(' ');
+        problems.push(state === 'active' && manager === 'false'
+            ? 'the host is a Swarm worker, not a manager: docker stack deploy runs on a manager. Set ssh-host to a manager node (docker node ls on a manager lists them)'
+            : state === 'inactive'
+                ? 'the host is not part of a Swarm (docker info: Swarm inactive): target swarm needs a Swarm manager. Use target compose for a compose project'
+                : `the Swarm on the host is not usable (docker info: Swarm ${state}): fix the node first`);
+    }
+    else if (swarm.node === 'active true' && swarm.stackServices.length === 0) {
+        problems.push(`stack "${config.stackName}" is not deployed on this Swarm (stacks: ${swarm.stacks.join(', ') || 'none'}): set stack-name to the name used with docker stack deploy`);
+    }
+    return problems;
+}
+/**
+ * What the stack file and the deployed stack must agree on: every service
+ * that receives a rotated key is deployed (else it would keep the old value),
+ * and the database the revoke runs in is part of the stack.
+ */
+function swarmTargetProblems(stack, deployed, config) {
+    const problems = targetProblems({ services: stack.services, targets: stack.targets }, { ...config, restart: 'all' });
+    const missing = stack.targets.filter((t) => !deployed.includes(t.service));
+    if (missing.length > 0) {
+        problems.push(`${describeTargets(missing)} receive${missing.length === 1 ? 's' : ''} a rotated key in ${config.composeFile} but ${missing.length === 1 ? 'is' : 'are'} not deployed in stack "${config.stackName}" (its services: ${deployed.join(', ')}): the deploy would start ${missing.length === 1 ? 'it' : 'them'} rather than rotate what runs. Check stack-name and compose-file, or deploy the stack first`);
+    }
+    if (config.mode === 'immediate' && !deployed.includes(config.postgresService)) {
+        problems.push(`postgres-service "${config.postgresService}" is not a service of stack "${config.stackName}" (its services: ${deployed.join(', ')}): the revoke runs in its task. Set postgres-service`);
+    }
+    return problems;
+}
+
+// Redaction of text that may carry secrets before it is logged, put in an
+// issue, summary or output (pure).
+//
+// 1. every occurrence of each known secret (8 characters or more; also its
+//    URL-encoded form) becomes `***`;
+// 2. JWT-looking tokens (`eyJ….….…`) become `<jwt>`;
+// 3. any remaining base64- or hex-looking run of 32 characters or more
+//    becomes `<redacted>`. "Looking" means: only base64/base64url characters
+//    and at least one digit or both letter cases, so long lowercase words and
+//    paths such as `/usr/lib/node_modules/jsonwebtoken/verify` stay readable
+//    while random material (which nearly always mixes cases and digits) goes.
+//    UUIDs (record ids in request logs) are kept.
+const MIN_SECRET_LENGTH = 8;
+/**
+ * Step 1 only: every known secret becomes `***`. For text whose shape the
+ * action knows (its own messages quoting host output), where paths and ids
+ * must stay readable.
+ */
+function redactValues(text, secrets) {
+    const needles = new Set();
+    for (const secret of secrets) {
+        if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH)
+            continue;
+        needles.add(secret);
+        const encoded = encodeURIComponent(secret);
+        if (encoded !== secret)
+            needles.add(encoded);
+    }
+    let out = text;
+    for (const needle of [...needles].sort((a, b) => b.length - a.length)) {
+        out = out.split(needle).join('***');
+    }
+    return out;
+}
+
+function msField(detail, name) {
+    const m = new RegExp(`(?:^|\\s)${name}=(\\d{1,16})(?:\\s|$)`).exec(detail ?? '');
+    return m ? Number(m[1]) : undefined;
+}
+function serviceTimes(events) {
+    const services = [];
+    let downAt;
+    let upAt;
+    for (const e of events) {
+        if (e.event === 'service' && e.step !== undefined) {
+            const timing = { service: e.step, target: e.status !== 'unexpected' };
+            const stopped = msField(e.detail, 'stopped');
+            const started = msField(e.detail, 'started');
+            if (stopped !== undefined)
+                timing.stoppedAt = stopped;
+            if (started !== undefined)
+                timing.startedAt = started;
+            services.push(timing);
+        }
+        else if (e.event === 'api') {
+            const at = msField(e.detail, 'at') ?? e.at;
+            if (e.status === 'down' && downAt === undefined)
+                downAt = at;
+            if (e.status === 'up' && downAt !== undefined && upAt === undefined)
+                upAt = at;
+        }
+    }
+    const times = { services };
+    if (downAt !== undefined && upAt !== undefined && upAt >= downAt) {
+        times.apiDowntimeSeconds = Math.round((upAt - downAt) / 100) / 10;
+    }
+    return times;
+}
+
+// Parsing of the host sequence's journal (pure). The host script appends one
+// event per line to `.rotation/journal`, tab separated:
+//
+//   <epoch_ms> \t <event> \t <step> \t <status> \t <detail>
+//
+// Unused fields are `-`; the detail may be empty or hold spaces, never a tab
+// or line break. Events: run-start (status = mode), step-start, step-end
+// (status ok|fail), info, rollback-start (detail = the failed step) and
+// result (status = the outcome). Unknown event names are kept (forward
+// compatible); lines that do not have this shape are skipped and counted.
+// `service` and `api` events (restart: targeted) are read by service-times.ts.
+const EVENT_NAME = /^[a-z][a-z0-9-]*$/;
+function field(value) {
+    return value === undefined || value === '-' || value === '' ? undefined : value;
+}
+/** Parses one journal line (without its line break); undefined when malformed. */
+function parseJournalLine(line) {
+    const fields = line.replace(/\r$/, '').split('\t');
+    // The detail may be absent altogether (4 fields) or empty (5 fields).
+    if (fields.length < 4 || fields.length > 5)
+        return undefined;
+    const [at, event, step, status, detail] = fields;
+    if (!/^\d{1,16}$/.test(at) || !EVENT_NAME.test(event))
+        return undefined;
+    const parsed = { at: Number(at), event };
+    const s = field(step);
+    const st = field(status);
+    const d = detail === undefined || detail === '' ? undefined : detail;
+    if (s !== undefined)
+        parsed.step = s;
+    if (st !== undefined)
+        parsed.status = st;
+    if (d !== undefined)
+        parsed.detail = d;
+    return parsed;
+}
+/**
+ * Incremental reader for a journal that arrives in chunks (e.g. `tail -f`
+ * over SSH): buffers a partial last line until its line break arrives.
+ */
+class JournalReader {
+    pending = '';
+    /** Complete lines skipped because they were malformed. */
+    malformed = 0;
+    /** Complete lines consumed so far (well-formed and malformed). */
+    lines = 0;
+    push(chunk) {
+        this.pending += chunk;
+        const events = [];
+        let nl = this.pending.indexOf('\n');
+        while (nl !== -1) {
+            this.take(this.pending.slice(0, nl), events);
+            this.pending = this.pending.slice(nl + 1);
+            nl = this.pending.indexOf('\n');
+        }
+        return events;
+    }
+    /**
+     * Drops a half-received line: after a reconnect the host resends from the
+     * first line not yet complete, so keeping the half would garble that line.
+     */
+    resume() {
+        this.pending = '';
+    }
+    /** Ends the input: a last line without a line break is parsed too. */
+    end() {
+        const events = [];
+        if (this.pending !== '')
+            this.take(this.pending, events);
+        this.pending = '';
+        return events;
+    }
+    take(line, events) {
+        if (line.replace(/\r$/, '') === '')
+            return;
+        this.lines += 1;
+        const event = parseJournalLine(line);
+        if (event === undefined)
+            this.malformed += 1;
+        else
+            events.push(event);
+    }
+}
+const HEALTH_STEPS = new Set(['health', 'rollback-health']);
+function pathOf(detail) {
+    if (detail === undefined)
+        return undefined;
+    // `path=/abs/path`, possibly followed by other `key=value` fields; paths may hold spaces.
+    const m = /(?:^|\s)path=(\/.*?)(?=\s+[A-Za-z_][A-Za-z0-9_]*=|\s*$)/.exec(detail);
+    return m?.[1];
+}
+function summarizeJournal(events) {
+    const summary = { steps: [], terminal: false, notes: [] };
+    let downFrom;
+    let upFrom;
+    let healthyAt;
+    // Where the health step's last healthy streak began: the end of the downtime.
+    let streakFrom;
+    const lastRecord = (name, running) => {
+        for (let i = summary.steps.length - 1; i >= 0; i--) {
+            const s = summary.steps[i];
+            if (s.name === name && (!running || s.status === 'running'))
+                return s;
+        }
+        return undefined;
+    };
+    for (const e of events) {
+        summary.lastEventAt = e.at;
+        switch (e.event) {
+            case 'run-start':
+                summary.mode = e.status;
+                summary.startedAt = e.at;
+                break;
+            case 'step-start': {
+                if (e.step === undefined)
+                    break;
+                summary.steps.push({
+                    name: e.step,
+                    startedAt: e.at,
+                    status: 'running',
+                    ...(e.detail !== undefined ? { detail: e.detail } : {}),
+                    infos: []
+                });
+                if ((e.step === 'down' || e.step === 'stop') && downFrom === undefined)
+                    downFrom = e.at;
+                // target swarm: its rolling update begins with the deploy.
+                if ((e.step === 'up' || e.step === 'deploy') && upFrom === undefined)
+                    upFrom = e.at;
+                break;
+            }
+            case 'step-end': {
+                if (e.step === undefined)
+                    break;
+                let record = lastRecord(e.step, true);
+                if (record === undefined) {
+                    // An end without its start (journal cut at the front): keep what we know.
+                    record = { name: e.step, startedAt: e.at, status: 'running', infos: [] };
+                    summary.steps.push(record);
+                }
+                record.endedAt = e.at;
+                record.status = e.status === 'ok' ? 'ok' : 'fail';
+                if (e.detail !== undefined)
+                    record.detail = e.detail;
+                if (record.status === 'ok' && HEALTH_STEPS.has(e.step) && healthyAt === undefined) {
+                    healthyAt = streakFrom ?? e.at;
+                }
+                if (record.status === 'fail' && summary.failedStep === undefined) {
+                    summary.failedStep = e.step;
+                }
+                if (e.step === 'backup' && record.status === 'ok') {
+                    const path = pathOf(e.detail);
+                    if (path !== undefined)
+                        summary.backupPath = path;
+                }
+                if (e.step === 'recover-restore' && record.status === 'ok') {
+                    const path = pathOf(e.detail);
+                    if (path !== undefined)
+                        summary.restoredFrom = path;
+                }
+                break;
+            }
+            case 'info': {
+                const text = e.detail ?? '';
+                if (e.step !== undefined && HEALTH_STEPS.has(e.step) && text.startsWith('healthy from')) {
+                    streakFrom = e.at;
+                }
+                const record = e.step === undefined ? undefined : lastRecord(e.step, false);
+                if (record !== undefined)
+                    record.infos.push(text);
+                else
+                    summary.notes.push(e.step === undefined ? text : `${e.step}: ${text}`);
+                break;
+            }
+            case 'rollback-start':
+                summary.rollbackOf = e.detail ?? e.step;
+                break;
+            case 'result':
+                summary.result = e.status;
+                if (e.detail !== undefined)
+                    summary.resultDetail = e.detail;
+                summary.terminal = true;
+                break;
+        }
+    }
+    if (summary.rollbackOf !== undefined)
+        summary.failedStep = summary.rollbackOf;
+    const times = serviceTimes(events);
+    if (times.services.length > 0)
+        summary.services = times.services;
+    if (times.apiDowntimeSeconds !== undefined)
+        summary.apiDowntimeSeconds = times.apiDowntimeSeconds;
+    const from = downFrom ?? upFrom;
+    if (from !== undefined && healthyAt !== undefined && healthyAt >= from) {
+        summary.downtimeSeconds = Math.round((healthyAt - from) / 100) / 10;
+    }
+    return summary;
 }
 
 async function resolveTargets(session, config, envText, rotatedKeys, script) {
@@ -46850,9 +47134,70 @@ async function resolveTargets(session, config, envText, rotatedKeys, script) {
     return { targets: found.targets, services: found.services, problems };
 }
 
+async function inspectSwarm(session, config, swarm, rotatedKeys, mode, script, redact) {
+    const c = config;
+    const path = `${c.deployPath}/${c.composeFile}`;
+    let stack;
+    try {
+        const yaml = (await session.readFile(path)).toString('utf8');
+        stack = readStackFile(yaml, {
+            rotatedKeys,
+            composeFile: c.composeFile,
+            envFile: c.envFile
+        });
+    }
+    catch (error) {
+        return {
+            problems: [
+                `the stack file ${path} cannot be read as a compose file: ${redact(error.message)}. Nothing was changed: fix compose-file`
+            ],
+            targets: [],
+            variables: []
+        };
+    }
+    const problems = swarmTargetProblems(stack, swarm.stackServices, {
+        mode: c.mode,
+        gracefulServices: c.gracefulServices,
+        postgresService: c.postgresService,
+        composeFile: c.composeFile,
+        envFile: c.envFile,
+        stackName: c.stackName,
+        rotatedKeys
+    });
+    let database;
+    if (mode === 'immediate' && swarm.stackServices.includes(c.postgresService)) {
+        const check = await checkSwarmDatabase(session, c, script, redact);
+        problems.push(...check.problems);
+        database = check.database;
+    }
+    return { problems, targets: stack.targets, variables: stack.variables, database };
+}
+/** The revoke SQL in a transaction that is rolled back, in the database task's container. */
+async function checkSwarmDatabase(session, c, script, redact) {
+    const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`;
+    await session.writeFiles([
+        { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
+    ]);
+    const out = await script('swarm-dbcheck', {
+        POSTGRES_SERVICE: c.postgresService,
+        POSTGRES_USER: c.postgresUser,
+        POSTGRES_DB: c.postgresDb
+    });
+    const field = (name) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1];
+    const user = field('db_user') ?? '?';
+    const db = field('db_name') ?? '?';
+    if (field('db') === 'ok')
+        return { problems: [], database: { user, db } };
+    return {
+        problems: [
+            `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in the task of ${c.stackName}_${c.postgresService}: ${redact(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
+        ]
+    };
+}
+
 // The host half of a rotation: preflight and lock, staging, the detached
 // sequence, and following its journal.
-let scriptText;
+const scriptTexts = {};
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
 /** A value of the byte-per-character .env text as the app reads it (UTF-8). */
 function textOf(byteString) {
@@ -46892,9 +47237,14 @@ function worthRedacting(key, value) {
 }
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8;
-function hostScript() {
-    scriptText ??= readFileSync$1(new URL('./rotate-host.sh', import.meta.url), 'utf8');
-    return scriptText;
+/** rotate-host.sh; with target swarm, its swarm part first (function definitions only, called under TARGET=swarm). */
+function hostScript(target = 'compose') {
+    const read = (name) => readFileSync$1(new URL(name, import.meta.url), 'utf8');
+    scriptTexts[target] ??=
+        target === 'swarm'
+            ? '#!/bin/sh\n' + read('./rotate-host-swarm.sh') + read('./rotate-host.sh')
+            : read('./rotate-host.sh');
+    return scriptTexts[target];
 }
 class HostPreflightError extends Error {
     problems;
@@ -46955,11 +47305,12 @@ class HostRotation {
             COMPOSE_CMD: this.state?.composeCommand ?? c.composeCommand ?? 'auto',
             STEP_TIMEOUT: stepTimeoutSeconds(c),
             RUN_ID: this.run.id,
-            RUN_BY: this.run.by
+            RUN_BY: this.run.by,
+            ...(c.target === 'swarm' ? { TARGET: 'swarm', STACK: c.stackName } : {})
         };
     }
     async script(command, extra = {}) {
-        const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript();
+        const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript(this.config.target);
         const result = await this.session.exec(`sh -s ${command}`, { stdin });
         if (result.code !== 0) {
             throw new Error(`host script "${command}" failed (exit ${result.code ?? `signal ${result.signal ?? 'unknown'}`}): ${this.redactHost(result.stderr.trim()).slice(0, 500)}`);
@@ -46972,14 +47323,17 @@ class HostRotation {
      * when a later check fails.
      */
     async preflight(rotatedKeys, mask) {
-        const facts = parsePreflight(await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 }));
-        const problems = preflightProblems(facts, this.config, this.mode === 'recover');
+        const out = await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 });
+        const facts = parsePreflight(out);
+        const problems = this.config.target === 'swarm'
+            ? swarmPreflightProblems(facts, parseSwarmFacts(out), this.config)
+            : preflightProblems(facts, this.config, this.mode === 'recover');
         if (facts.lock === 'taken')
             this.lockTaken = true;
         try {
             // The .env checks say more than "compose config failed" (an empty
             // ENCRYPTION_KEY breaks both): they come first.
-            const inspected = facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask) : undefined;
+            const inspected = facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask, out) : undefined;
             const all = [...(inspected?.problems ?? []), ...problems];
             if (all.length > 0 || inspected === undefined)
                 throw new HostPreflightError(all.map((p) => this.redactHost(p)), facts);
@@ -46993,7 +47347,7 @@ class HostRotation {
             throw error;
         }
     }
-    async inspect(facts, rotatedKeys, mask) {
+    async inspect(facts, rotatedKeys, mask, preflightOut) {
         const c = this.config;
         const envPath = `${c.deployPath}/${c.envFile}`;
         const envBuffer = await this.session.readFile(envPath);
@@ -47051,6 +47405,15 @@ class HostRotation {
             problems.push(...check.problems);
             database = check.database;
         }
+        let stackVariables;
+        const swarm = parseSwarmFacts(preflightOut);
+        if (c.target === 'swarm' && facts.lock === 'taken' && swarm.node === 'active true') {
+            const inspected = await inspectSwarm(this.session, c, swarm, rotatedKeys, this.mode, (command, extra) => this.script(command, extra), (text) => this.redactHost(text));
+            problems.push(...inspected.problems);
+            targets = inspected.targets;
+            database = inspected.database;
+            stackVariables = inspected.variables;
+        }
         if (this.mode === 'retire-previous') {
             const present = rotatedKeys.filter((key) => envValue(envText, `${key}_PREVIOUS`) !== undefined);
             if (present.length === 0) {
@@ -47061,7 +47424,7 @@ class HostRotation {
         const postgresDb = database?.db || c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser;
         const state = {
             facts,
-            composeCommand: facts.composeCmd,
+            composeCommand: c.target === 'swarm' ? 'docker' : facts.composeCmd,
             detach: (() => {
                 const choice = chooseDetach(facts);
                 return 'detach' in choice ? choice.detach : 'setsid';
@@ -47072,7 +47435,8 @@ class HostRotation {
             postgresUser,
             postgresDb,
             envPath,
-            targets
+            targets,
+            ...(stackVariables ? { stackVariables } : {})
         };
         return { problems, state };
     }
@@ -47103,7 +47467,7 @@ class HostRotation {
             HEALTH_URL: c.healthUrl,
             HEALTH_TIMEOUT: c.healthTimeoutSeconds,
             HTTP_CLIENT: state.facts.httpClient ?? 'curl',
-            STEPS: stepsFor(this.mode, c.restart).join(' '),
+            STEPS: hostSteps(c, this.mode).join(' '),
             MODE: this.mode,
             RESTART: c.restart,
             TARGETS: state.targets.map((t) => t.service).join(' '),
@@ -47118,7 +47482,7 @@ class HostRotation {
             DETACH: state.detach
         });
         const files = [
-            { path: `${rotationDir}/rotate-host.sh`, data: hostScript(), mode: 0o700 },
+            { path: `${rotationDir}/rotate-host.sh`, data: hostScript(this.config.target), mode: 0o700 },
             { path: `${rotationDir}/params`, data: params, mode: 0o600 },
             { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
         ];
@@ -47128,6 +47492,19 @@ class HostRotation {
                 data: Buffer.from(newEnvText, 'latin1'),
                 mode: 0o600
             });
+        if (c.target === 'swarm' && newEnvText !== null) {
+            // What docker stack deploy reads its values from (never its arguments).
+            const variables = state.stackVariables ?? [];
+            for (const [name, text] of [
+                ['stack.env.new', newEnvText],
+                ['stack.env.old', state.envText]
+            ])
+                files.push({
+                    path: `${rotationDir}/${name}`,
+                    data: Buffer.from(stackEnv(text, variables), 'latin1'),
+                    mode: 0o600
+                });
+        }
         await this.session.writeFiles(files);
         let out;
         try {
@@ -47200,7 +47577,7 @@ class HostRotation {
     async follow(onEvent, signal, reconnect) {
         const events = [];
         const reader = new JournalReader();
-        const limitSeconds = followDeadlineSeconds(this.config, stepsFor(this.mode, this.config.restart).length);
+        const limitSeconds = followDeadlineSeconds(this.config, hostSteps(this.config, this.mode).length);
         const deadline = Date.now() + limitSeconds * 1000;
         let attempts = 0;
         for (;;) {
@@ -47217,7 +47594,8 @@ class HostRotation {
                     this.session = await reconnect();
                 reader.resume();
                 const result = await this.session.exec('sh -s follow', {
-                    stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
+                    stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) +
+                        hostScript(this.config.target),
                     // The overall deadline also ends a follower that is still waiting.
                     signal: AbortSignal.any([
                         signal,
@@ -75156,7 +75534,7 @@ async function runPost(env = process.env) {
     const o = baseOutcome(config, state, env);
     const problems = [];
     // ------------------------------------------------------------ host
-    const deadline = followDeadlineSeconds(config, stepsFor(config.recover ? 'recover' : config.mode, config.restart).length);
+    const deadline = followDeadlineSeconds(config, hostSteps(config, config.recover ? 'recover' : config.mode).length);
     info(`Post: reconnecting to ${o.host} to follow the host journal (at most ${deadline} s)`);
     const link = await group('Post: host', () => followHost(config, { id: state.runId, by: 'post' }, logEvent, AbortSignal.timeout(deadline * 1000 + 30000)));
     if (link.end.kind === 'followed')

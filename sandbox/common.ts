@@ -151,6 +151,8 @@ export interface State {
   admin: Credentials
   user: Credentials
   postgres: { user: string; password: string; db: string }
+  /** The engine is a single-node Swarm (sandbox/swarm.ts): left before the engine stops. */
+  swarm?: boolean
   /** Seed values for the pristine state (filled once the stack is up). */
   pristine?: {
     files: Record<string, { mode: number; sha256: string }>

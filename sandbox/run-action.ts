@@ -53,7 +53,7 @@ export function actionDefaults(): Record<string, string> {
 
 /** Inputs for a full rotation of the sandbox deployment. */
 export function sandboxInputs(
-  sandbox: Sandbox,
+  sandbox: Pick<Sandbox, 'ssh' | 'deployPath' | 'urls' | 'admin' | 'user'>,
   overrides: Record<string, string> = {}
 ): Record<string, string> {
   return {

@@ -56,6 +56,19 @@ export function teardownSync(state: State, log: (line: string) => void = () => {
     killTree(state.watchdogPid, 1000)
   if (state.ownDocker) {
     if (alive(state.dockerdPid)) {
+      if (state.swarm) {
+        spawnSync(DOCKER_CLI, ['swarm', 'leave', '--force'], {
+          env,
+          timeout: 30000,
+          stdio: 'ignore'
+        })
+        // A bridge interface would outlive the engine in the host's network namespace.
+        spawnSync(DOCKER_CLI, ['network', 'rm', 'docker_gwbridge'], {
+          env,
+          timeout: 15000,
+          stdio: 'ignore'
+        })
+      }
       const ids = spawnSync(DOCKER_CLI, ['ps', '-aq'], { env, encoding: 'utf8', timeout: 15000 })
         .stdout?.split('\n')
         .filter(Boolean)

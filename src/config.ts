@@ -6,6 +6,9 @@ export type Mode = 'immediate' | 'graceful' | 'retire-previous'
 /** targeted: restart only the services that receive a rotated key; all: the runbook's down/up. */
 export type Restart = 'targeted' | 'all'
 
+/** compose: a docker compose project; swarm: a stack deployed with `docker stack deploy` (docs/ENGINES.md). */
+export type Target = 'compose' | 'swarm'
+
 export interface RotatedKey {
   /** Key in the host's .env, e.g. JWT_SECRET. */
   envKey: string
@@ -59,6 +62,9 @@ export interface Config {
   healthTimeoutSeconds: number
   mode: Mode
   restart: Restart
+  target: Target
+  /** The stack's name on the Swarm (target swarm). */
+  stackName: string
   /** Services that verify tokens and must receive <KEY>_PREVIOUS; empty: every service receiving a rotated key. */
   gracefulServices: string[]
   dryRun: boolean
@@ -284,6 +290,46 @@ function reason(read: InputReader): string {
   return value
 }
 
+/** The deploy directory's name as compose derives a project name from it. */
+export function defaultStackName(deployPath: string): string {
+  const base = deployPath.replace(/\/+$/, '').split('/').pop() ?? ''
+  return base.toLowerCase().replace(/[^a-z0-9_-]/g, '')
+}
+
+function readTarget(read: InputReader): { target: Target; stackName: string } {
+  const target = (read('target').trim() || 'compose') as Target
+  if (!['compose', 'swarm'].includes(target)) {
+    throw new ConfigError('target', `expected "compose" or "swarm", got "${target}"`)
+  }
+  const given = read('stack-name').trim()
+  const stackName = given || defaultStackName(read('deploy-path').trim())
+  if (target === 'swarm' && !SERVICE_NAME.test(stackName)) {
+    throw new ConfigError(
+      'stack-name',
+      given === ''
+        ? `cannot derive a stack name from deploy-path "${read('deploy-path').trim()}": set stack-name`
+        : `"${given}" is not a stack name (letters, digits, _ . -, starting with a letter or digit)`
+    )
+  }
+  return { target, stackName }
+}
+
+/** What target swarm does not do (yet): refused before anything is contacted. */
+function checkSwarmCombinations(config: Config): void {
+  if (config.restart === 'all') {
+    throw new ConfigError(
+      'restart',
+      'is "all", but target swarm has no down / up: docker stack deploy updates exactly the services whose definition changes. Leave restart at its default'
+    )
+  }
+  if (config.recover) {
+    throw new ConfigError(
+      'recover',
+      'is not supported with target swarm yet: restore the newest .env.backup.<stamp> over the .env and run docker stack deploy by hand (docs/ENGINES.md)'
+    )
+  }
+}
+
 export function readConfig(read: InputReader): Config {
   const repository = required(read, 'repository')
   const repoMatch = /^([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)\/([A-Za-z0-9._-]+)$/.exec(
@@ -305,6 +351,7 @@ export function readConfig(read: InputReader): Config {
   if (!['targeted', 'all'].includes(restart)) {
     throw new ConfigError('restart', `expected "targeted" or "all", got "${restart}"`)
   }
+  const { target, stackName } = readTarget(read)
   const gracefulServices = splitList(read('graceful-services'))
   for (const service of gracefulServices) {
     if (!SERVICE_NAME.test(service)) {
@@ -425,6 +472,8 @@ export function readConfig(read: InputReader): Config {
     healthTimeoutSeconds: integer(read, 'health-timeout', 120, 5, 3600),
     mode,
     restart,
+    target,
+    stackName,
     gracefulServices,
     dryRun: bool(read, 'dry-run', false),
     recover: bool(read, 'recover', false),
@@ -448,6 +497,7 @@ export function readConfig(read: InputReader): Config {
       'is false and no environments are listed: the new secrets would be written nowhere'
     )
   }
+  if (config.target === 'swarm') checkSwarmCombinations(config)
   if (config.recover && config.dryRun) {
     throw new ConfigError('recover', 'cannot be combined with dry-run')
   }

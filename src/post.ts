@@ -28,7 +28,8 @@ import { createOctokit, describeError } from './github/client.js'
 import { findMarkedIssue, markerComment, openIssue, runIssueMarker } from './github/issue.js'
 import { setRepositoryVariable } from './github/variables.js'
 import type { JournalEvent } from './host/journal.js'
-import { followDeadlineSeconds, stepsFor } from './host/plan.js'
+import { followDeadlineSeconds } from './host/plan.js'
+import { hostSteps } from './host/swarm-plan.js'
 import type { FollowResult } from './host/sequence.js'
 import type { HostStep, Outcome, SecretRef } from './outcome.js'
 import { compensate } from './post/compensate.js'
@@ -188,7 +189,7 @@ export async function runPost(env: NodeJS.ProcessEnv = process.env): Promise<voi
   // ------------------------------------------------------------ host
   const deadline = followDeadlineSeconds(
     config,
-    stepsFor(config.recover ? 'recover' : config.mode, config.restart).length
+    hostSteps(config, config.recover ? 'recover' : config.mode).length
   )
   core.info(`Post: reconnecting to ${o.host} to follow the host journal (at most ${deadline} s)`)
   const link = await core.group('Post: host', () =>

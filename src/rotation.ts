@@ -7,7 +7,7 @@ import { createOctokit, describeError } from './github/client.js'
 import { preflightIssues } from './github/issue.js'
 import { preflightVariables } from './github/secrets.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
-import { backupStamp, followDeadlineSeconds, stepsFor, type HostMode } from './host/plan.js'
+import { backupStamp, followDeadlineSeconds, type HostMode } from './host/plan.js'
 import { HostRotation, textOf, type HostState, type RunIdentity } from './host/sequence.js'
 import {
   absorbSummary,
@@ -16,8 +16,7 @@ import {
   logJournalEvent
 } from './host/host-outcome.js'
 import { HostSession } from './host/ssh.js'
-import { hostPlanLines } from './host/dry-run.js'
-import { restartLine } from './host/targeted-plan.js'
+import { engineLine, hostSteps, planLines, restartLineFor } from './host/swarm-plan.js'
 import type { Outcome } from './outcome.js'
 import type { Progress } from './post/state.js'
 import { generateSecret } from './secrets/generate.js'
@@ -174,8 +173,7 @@ export class Rotation {
       }
       if (this.rotatesSecrets || c.recover) {
         const worstCase =
-          c.ssh.timeoutSeconds * 3 +
-          followDeadlineSeconds(c, stepsFor(this.hostMode, c.restart).length)
+          c.ssh.timeoutSeconds * 3 + followDeadlineSeconds(c, hostSteps(c, this.hostMode).length)
         await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()))
       }
       if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
@@ -227,9 +225,7 @@ export class Rotation {
       )
     }
     const f = this.hostState.facts
-    core.info(
-      `Host: ${f.composeCmd} (${f.composeVersion ?? '?'}), services: ${f.services.join(', ')}`
-    )
+    core.info(engineLine(c, f))
     core.info(
       `Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`
     )
@@ -243,7 +239,7 @@ export class Rotation {
         service: t.service,
         why: t.reasons.join('; ')
       }))
-      core.info(restartLine(c.restart, targets))
+      core.info(restartLineFor(c, targets))
     }
   }
 
@@ -257,7 +253,7 @@ export class Rotation {
       )
       plan.push(...(this.ci as CiSecrets).planLines())
     }
-    plan.push(...hostPlanLines(c, this.hostMode, state, this.outcome.rotatedAt))
+    plan.push(...planLines(c, this.hostMode, state, this.outcome.rotatedAt))
     for (const line of plan) core.info(line)
     this.outcome.plan = plan
     this.outcome.result = 'dry-run'
@@ -307,7 +303,7 @@ export class Rotation {
     await host.launch(newEnv, backupName, () => HostSession.connect(c.ssh))
     this.context.onProgress?.({ kind: 'host-launched' })
     this.outcome.changed.push(
-      `host sequence started on ${c.ssh.host} (${stepsFor(this.hostMode, c.restart).join(' → ')})`
+      `host sequence started on ${c.ssh.host} (${hostSteps(c, this.hostMode).join(' → ')})`
     )
     core.info(`Host sequence started; following ${c.deployPath}/.rotation/journal`)
     const summary = await host.follow(logJournalEvent, this.context.signal, () =>

@@ -80,7 +80,7 @@ export function ciSecret(bed: Bed, scope: string, name: string): string | undefi
 }
 
 export async function login(
-  sandbox: Sandbox,
+  sandbox: Pick<Sandbox, 'http'>,
   who: Credentials
 ): Promise<{ access: string; cookie: string }> {
   const response = await sandbox.http('POST', '/api/auth/login', { body: who })
@@ -135,7 +135,10 @@ export function expectResult(run: ActionRun, result: string): void {
  * `::add-mask::VALUE` is the runner's masking protocol: the runner consumes
  * those lines and never shows them, so they are the one expected place.
  */
-export function readablePlaces(bed: Bed, run: ActionRun): Record<string, string> {
+export function readablePlaces(
+  bed: { sandbox: Pick<Sandbox, 'deployPath'>; github: StandIn },
+  run: ActionRun
+): Record<string, string> {
   const rotation = path.join(bed.sandbox.deployPath, '.rotation')
   const read = (name: string): string =>
     existsSync(path.join(rotation, name)) ? readFileSync(path.join(rotation, name), 'utf8') : ''

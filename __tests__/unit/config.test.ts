@@ -127,7 +127,12 @@ describe('readConfig', () => {
     [{ recover: 'true', 'dry-run': 'true' }, 'recover', /dry-run/],
     [{ reason: 'a\nb' }, 'reason', /one line/],
     [{ 'revoke-sql': 'BEGIN; DELETE FROM refresh_tokens; COMMIT;' }, 'revoke-sql', /transaction/],
-    [{ 'revoke-sql': 'DELETE FROM refresh_tokens; commit' }, 'revoke-sql', /transaction/]
+    [{ 'revoke-sql': 'DELETE FROM refresh_tokens; commit' }, 'revoke-sql', /transaction/],
+    [{ target: 'kubernetes' }, 'target', /"compose" or "swarm", got "kubernetes"/],
+    [{ target: 'swarm', 'stack-name': 'my stack' }, 'stack-name', /not a stack name/],
+    [{ target: 'swarm', 'deploy-path': '/' }, 'stack-name', /cannot derive/],
+    [{ target: 'swarm', restart: 'all' }, 'restart', /no down \/ up/],
+    [{ target: 'swarm', recover: 'true' }, 'recover', /not supported with target swarm/]
   ])('refuses %j naming %s', (overrides, input, message) => {
     const error = refusal(overrides)
     expect(error.input).toBe(input)
@@ -139,6 +144,14 @@ describe('readConfig', () => {
     const config = readConfig(inputs({ restart: 'all', 'graceful-services': 'backend,\nworker' }))
     expect(config.restart).toBe('all')
     expect(config.gracefulServices).toEqual(['backend', 'worker'])
+  })
+
+  it('reads target and stack-name; the stack name defaults to the deploy directory, as compose names a project', () => {
+    expect(readConfig(inputs()).target).toBe('compose')
+    const derived = readConfig(inputs({ target: 'swarm', 'deploy-path': '/srv/CloudBox.prod/' }))
+    expect(derived.target).toBe('swarm')
+    expect(derived.stackName).toBe('cloudboxprod')
+    expect(readConfig(inputs({ target: 'swarm', 'stack-name': 'cbx' })).stackName).toBe('cbx')
   })
 
   it('never echoes a credential in its error', () => {

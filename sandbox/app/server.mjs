@@ -120,7 +120,17 @@ async function startBackend() {
     setTimeout(() => process.exit(code), 1000).unref()
   }
   const port = Number(process.env.PORT || 3001)
-  server.listen(port, '127.0.0.1', () => log(`listening on http://127.0.0.1:${port}`))
+  // LISTEN_FD: a socket bound with SO_REUSEPORT by reuseport-listen.py, so an
+  // old and a new task can serve the port side by side (Swarm start-first).
+  // READY_FILE: written once this process listens, for a container health
+  // check that must see this task, not another one sharing the port.
+  const listening = (how) => () => {
+    log(`listening on http://127.0.0.1:${port}${how}`)
+    if (process.env.READY_FILE) fs.writeFileSync(process.env.READY_FILE, `${process.pid}\n`)
+  }
+  if (process.env.LISTEN_FD) {
+    server.listen({ fd: Number(process.env.LISTEN_FD) }, listening(' (SO_REUSEPORT)'))
+  } else server.listen(port, '127.0.0.1', listening(''))
 }
 
 async function migrateAndSeed(pool) {

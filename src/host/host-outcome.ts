@@ -6,8 +6,9 @@ import type { Config } from '../config.js'
 import type { HostStep, Outcome } from '../outcome.js'
 import { envValue } from './dotenv.js'
 import type { JournalEvent } from './journal.js'
-import { envFilePath, retireAfterMs } from './plan.js'
+import { retireAfterMs } from './plan.js'
 import type { FollowResult } from './sequence.js'
+import { manualStartCommand } from './swarm-plan.js'
 
 /** One journal event as a log line, as it arrives. */
 export function logJournalEvent(event: JournalEvent): void {
@@ -126,7 +127,7 @@ export function applyHostResult(
     default:
       outcome.result = 'failed'
       outcome.failure = `host step "${summary.failedStep ?? '?'}" failed${stepDetail(summary)} and the rollback failed too (${summary.result})`
-      outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${host.composeCommand} -f ${c.composeFile} --env-file ${envFilePath(c)} up -d" by hand`
+      outcome.stateNow = `PRODUCTION MAY BE DOWN: the backup was ${summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'ok') ? 'restored' : 'NOT restored'} to ${where}, but the services did not come back healthy. Look at ${c.deployPath}/.rotation/host.log and run "${manualStartCommand(c, host.composeCommand)}" by hand`
       outcome.changed.push(`${where}: swapped and rollback attempted`)
       return false
   }

@@ -173,7 +173,8 @@ export function summarizeJournal(events: JournalEvent[]): JournalSummary {
           infos: []
         })
         if ((e.step === 'down' || e.step === 'stop') && downFrom === undefined) downFrom = e.at
-        if (e.step === 'up' && upFrom === undefined) upFrom = e.at
+        // target swarm: its rolling update begins with the deploy.
+        if ((e.step === 'up' || e.step === 'deploy') && upFrom === undefined) upFrom = e.at
         break
       }
       case 'step-end': {

@@ -221,7 +221,9 @@ preflight() {
   fi
 
   resolved=''
-  if [ "$COMPOSE_CMD" = auto ]; then
+  if [ "${TARGET:-compose}" = swarm ]; then
+    swarm_preflight || problems=1
+  elif [ "$COMPOSE_CMD" = auto ]; then
     for candidate in 'docker compose' 'docker-compose'; do
       if $candidate version >/dev/null 2>&1; then
         resolved=$candidate
@@ -231,7 +233,9 @@ preflight() {
   elif $COMPOSE_CMD version >/dev/null 2>&1; then
     resolved=$COMPOSE_CMD
   fi
-  if [ -n "$resolved" ]; then
+  if [ "${TARGET:-compose}" = swarm ]; then
+    :
+  elif [ -n "$resolved" ]; then
     say compose_cmd "$resolved"
     say compose_version "$($resolved version 2>/dev/null | head -n 1)"
     COMPOSE_CMD=$resolved
@@ -713,6 +717,10 @@ revoke() {
 
 do_step() {
   STEP_DETAIL=''
+  if [ "${TARGET:-compose}" = swarm ] && swarm_owns_step "$1"; then
+    swarm_do_step "$1"
+    return
+  fi
   case $1 in
     backup)
       [ -n "${ENV_REAL_EXPECTED:-}" ] && [ "$ENV_REAL" != "$ENV_REAL_EXPECTED" ] && {
@@ -797,6 +805,10 @@ step() { # name
 }
 
 rollback() { # failed step
+  if [ "${TARGET:-compose}" = swarm ]; then
+    swarm_rollback "$1"
+    return
+  fi
   journal rollback-start - - "$1"
   [ "${RESTART:-all}" = targeted ] && rollback_stop
   ok=1
@@ -865,6 +877,7 @@ finish() { # result detail
   redact_host_log
   rm -f "$ROT/env.new" "$ROT/env.kept" "$ENV_DIR/.$ENV_BASE.rotation-new.$$" \
     "$ENV_DIR/.$ENV_BASE.backup-new.$$" "$ENV_DIR/.$ENV_BASE.backup-new2.$$"
+  [ "${TARGET:-compose}" = swarm ] && swarm_cleanup
   journal result - "$1" "${2:-}"
   rm -rf "$ROT/lock"
   exit 0
@@ -900,7 +913,8 @@ run() {
   done
   if [ -z "$failed" ]; then
     # After the healthy check, so it is not counted in the downtime.
-    [ "${RESTART:-all}" = targeted ] && record_services >>"$ROT/host.log" 2>&1
+    [ "${RESTART:-all}" = targeted ] && [ "${TARGET:-compose}" = compose ] && record_services >>"$ROT/host.log" 2>&1
+    [ "${TARGET:-compose}" = swarm ] && swarm_record_services >>"$ROT/host.log" 2>&1
     case $MODE in
       recover) finish recovered ;;
       *) finish success ;;
@@ -935,6 +949,7 @@ case $command in
   release) release ;;
   status) status ;;
   dbcheck) dbcheck ;;
+  swarm-dbcheck) swarm_dbcheck ;;
   resolve) resolve_config ;;
   launch) launch ;;
   follow) follow ;;

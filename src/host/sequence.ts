@@ -19,15 +19,16 @@ import {
   renderAssignments,
   followDeadlineSeconds,
   stepTimeoutSeconds,
-  stepsFor,
   type HostFacts,
   type HostMode
 } from './plan.js'
 import type { HostSession } from './ssh.js'
 import { resolveTargets } from './resolve-targets.js'
+import { inspectSwarm } from './swarm-host.js'
+import { hostSteps, parseSwarmFacts, stackEnv, swarmPreflightProblems } from './swarm.js'
 import type { ServiceKeys } from './targets.js'
 
-let scriptText: string | undefined
+const scriptTexts: Partial<Record<'compose' | 'swarm', string>> = {}
 
 /** The host-side script: src/host/rotate-host.sh, shipped as dist/rotate-host.sh. */
 /** A value of the byte-per-character .env text as the app reads it (UTF-8). */
@@ -69,9 +70,14 @@ export function worthRedacting(key: string, value: string): boolean {
 /** Shorter .env values (ports, flags, "production") are not secrets worth hiding. */
 const REDACT_MIN_LENGTH = 8
 
-export function hostScript(): string {
-  scriptText ??= readFileSync(new URL('./rotate-host.sh', import.meta.url), 'utf8')
-  return scriptText
+/** rotate-host.sh; with target swarm, its swarm part first (function definitions only, called under TARGET=swarm). */
+export function hostScript(target: 'compose' | 'swarm' = 'compose'): string {
+  const read = (name: string): string => readFileSync(new URL(name, import.meta.url), 'utf8')
+  scriptTexts[target] ??=
+    target === 'swarm'
+      ? '#!/bin/sh\n' + read('./rotate-host-swarm.sh') + read('./rotate-host.sh')
+      : read('./rotate-host.sh')
+  return scriptTexts[target] as string
 }
 
 export class HostPreflightError extends Error {
@@ -98,6 +104,8 @@ export interface HostState {
   envPath: string
   /** Services that receive a rotated key (restart: targeted stops and recreates only these). */
   targets: ServiceKeys[]
+  /** target swarm: the variables the stack file uses (staged for docker stack deploy). */
+  stackVariables?: string[]
 }
 
 export type FollowResult = JournalSummary & { followError?: string }
@@ -160,7 +168,8 @@ export class HostRotation {
       COMPOSE_CMD: this.state?.composeCommand ?? c.composeCommand ?? 'auto',
       STEP_TIMEOUT: stepTimeoutSeconds(c),
       RUN_ID: this.run.id,
-      RUN_BY: this.run.by
+      RUN_BY: this.run.by,
+      ...(c.target === 'swarm' ? { TARGET: 'swarm', STACK: c.stackName } : {})
     }
   }
 
@@ -168,7 +177,7 @@ export class HostRotation {
     command: string,
     extra: Record<string, string | number> = {}
   ): Promise<string> {
-    const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript()
+    const stdin = renderAssignments({ ...this.base(), ...extra }) + hostScript(this.config.target)
     const result = await this.session.exec(`sh -s ${command}`, { stdin })
     if (result.code !== 0) {
       throw new Error(
@@ -184,16 +193,18 @@ export class HostRotation {
    * when a later check fails.
    */
   async preflight(rotatedKeys: string[], mask: (value: string) => void): Promise<HostState> {
-    const facts = parsePreflight(
-      await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 })
-    )
-    const problems = preflightProblems(facts, this.config, this.mode === 'recover')
+    const out = await this.script('preflight', { RECOVER: this.mode === 'recover' ? 1 : 0 })
+    const facts = parsePreflight(out)
+    const problems =
+      this.config.target === 'swarm'
+        ? swarmPreflightProblems(facts, parseSwarmFacts(out), this.config)
+        : preflightProblems(facts, this.config, this.mode === 'recover')
     if (facts.lock === 'taken') this.lockTaken = true
     try {
       // The .env checks say more than "compose config failed" (an empty
       // ENCRYPTION_KEY breaks both): they come first.
       const inspected =
-        facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask) : undefined
+        facts.envFile === 'ok' ? await this.inspect(facts, rotatedKeys, mask, out) : undefined
       const all = [...(inspected?.problems ?? []), ...problems]
       if (all.length > 0 || inspected === undefined)
         throw new HostPreflightError(
@@ -212,7 +223,8 @@ export class HostRotation {
   private async inspect(
     facts: HostFacts,
     rotatedKeys: string[],
-    mask: (value: string) => void
+    mask: (value: string) => void,
+    preflightOut: string
   ): Promise<{ problems: string[]; state: HostState }> {
     const c = this.config
     const envPath = `${c.deployPath}/${c.envFile}`
@@ -286,6 +298,23 @@ export class HostRotation {
       problems.push(...check.problems)
       database = check.database
     }
+    let stackVariables: string[] | undefined
+    const swarm = parseSwarmFacts(preflightOut)
+    if (c.target === 'swarm' && facts.lock === 'taken' && swarm.node === 'active true') {
+      const inspected = await inspectSwarm(
+        this.session,
+        c,
+        swarm,
+        rotatedKeys,
+        this.mode,
+        (command, extra) => this.script(command, extra),
+        (text) => this.redactHost(text)
+      )
+      problems.push(...inspected.problems)
+      targets = inspected.targets
+      database = inspected.database
+      stackVariables = inspected.variables
+    }
     if (this.mode === 'retire-previous') {
       const present = rotatedKeys.filter(
         (key) => envValue(envText, `${key}_PREVIOUS`) !== undefined
@@ -302,7 +331,7 @@ export class HostRotation {
       database?.db || c.postgresDb || envValue(envText, 'POSTGRES_DB') || postgresUser
     const state: HostState = {
       facts,
-      composeCommand: facts.composeCmd as string,
+      composeCommand: c.target === 'swarm' ? 'docker' : (facts.composeCmd as string),
       detach: (() => {
         const choice = chooseDetach(facts)
         return 'detach' in choice ? choice.detach : 'setsid'
@@ -313,7 +342,8 @@ export class HostRotation {
       postgresUser,
       postgresDb,
       envPath,
-      targets
+      targets,
+      ...(stackVariables ? { stackVariables } : {})
     }
     return { problems, state }
   }
@@ -347,7 +377,7 @@ export class HostRotation {
       HEALTH_URL: c.healthUrl,
       HEALTH_TIMEOUT: c.healthTimeoutSeconds,
       HTTP_CLIENT: state.facts.httpClient ?? 'curl',
-      STEPS: stepsFor(this.mode, c.restart).join(' '),
+      STEPS: hostSteps(c, this.mode).join(' '),
       MODE: this.mode,
       RESTART: c.restart,
       TARGETS: state.targets.map((t) => t.service).join(' '),
@@ -362,7 +392,7 @@ export class HostRotation {
       DETACH: state.detach
     })
     const files: Array<{ path: string; data: string | Buffer; mode: number }> = [
-      { path: `${rotationDir}/rotate-host.sh`, data: hostScript(), mode: 0o700 },
+      { path: `${rotationDir}/rotate-host.sh`, data: hostScript(this.config.target), mode: 0o700 },
       { path: `${rotationDir}/params`, data: params, mode: 0o600 },
       { path: `${rotationDir}/revoke.sql`, data: `${c.revokeSql}\n`, mode: 0o600 }
     ]
@@ -372,6 +402,19 @@ export class HostRotation {
         data: Buffer.from(newEnvText, 'latin1'),
         mode: 0o600
       })
+    if (c.target === 'swarm' && newEnvText !== null) {
+      // What docker stack deploy reads its values from (never its arguments).
+      const variables = state.stackVariables ?? []
+      for (const [name, text] of [
+        ['stack.env.new', newEnvText],
+        ['stack.env.old', state.envText]
+      ])
+        files.push({
+          path: `${rotationDir}/${name}`,
+          data: Buffer.from(stackEnv(text, variables), 'latin1'),
+          mode: 0o600
+        })
+    }
     await this.session.writeFiles(files)
     let out: string
     try {
@@ -459,7 +502,7 @@ export class HostRotation {
     const reader = new JournalReader()
     const limitSeconds = followDeadlineSeconds(
       this.config,
-      stepsFor(this.mode, this.config.restart).length
+      hostSteps(this.config, this.mode).length
     )
     const deadline = Date.now() + limitSeconds * 1000
     let attempts = 0
@@ -475,7 +518,9 @@ export class HostRotation {
         if (!this.session.isConnected) this.session = await reconnect()
         reader.resume()
         const result = await this.session.exec('sh -s follow', {
-          stdin: renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) + hostScript(),
+          stdin:
+            renderAssignments({ ...this.base(), FROM_LINE: reader.lines }) +
+            hostScript(this.config.target),
           // The overall deadline also ends a follower that is still waiting.
           signal: AbortSignal.any([
             signal,

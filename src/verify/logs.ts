@@ -34,6 +34,20 @@ export async function scanServiceLogs(
   pattern: RegExp,
   secrets: string[]
 ): Promise<LogScanResult> {
+  const command = `cd ${shellQuote(deployPath)} && ${composeCommand} ${composeArgs.map(shellQuote).join(' ')} logs --no-color --timestamps --tail 5000`
+  return scanCommandLogs(session, command, 'compose logs', since, pattern, secrets)
+}
+
+/** Scans what a host command prints (compose-style "<service> | <stamp> <line>" lines). */
+export async function scanCommandLogs(
+  session: HostSession,
+  command: string,
+  label: string,
+  since: string,
+  pattern: RegExp,
+  secrets: string[],
+  normalize: (text: string) => string = (text) => text
+): Promise<LogScanResult> {
   const failed = (reason: string): LogScanResult => ({
     status: 'failed',
     total: 0,
@@ -43,13 +57,12 @@ export async function scanServiceLogs(
     since,
     reason
   })
-  const command = `cd ${shellQuote(deployPath)} && ${composeCommand} ${composeArgs.map(shellQuote).join(' ')} logs --no-color --timestamps --tail 5000`
   try {
     const result = await session.exec(command)
     if (result.code !== 0) {
-      return failed(`compose logs failed (exit ${result.code ?? 'none'})`)
+      return failed(`${label} failed (exit ${result.code ?? 'none'})`)
     }
-    const scan = scanLogs(linesSince(result.stdout, since), pattern, secrets)
+    const scan = scanLogs(linesSince(normalize(result.stdout), since), pattern, secrets)
     return {
       status: scan.verdict,
       total: scan.total,

@@ -6,7 +6,8 @@ import { envFilePath, shellQuote } from '../host/plan.js'
 import { HostSession } from '../host/ssh.js'
 import type { LoginCheck, Outcome } from '../outcome.js'
 import { checkLogin } from './login.js'
-import { scanServiceLogs } from './logs.js'
+import { composeStyleLogs, swarmLogsCommand } from '../host/swarm.js'
+import { scanCommandLogs, scanServiceLogs } from './logs.js'
 import { requestThroughTunnel } from './tunnel-http.js'
 
 export interface VerifyInput {
@@ -86,15 +87,25 @@ export async function verifyRotation(
   // The host's own clock: container log stamps are the host's, not the runner's.
   const since =
     input.hostStartedAt !== undefined ? new Date(input.hostStartedAt).toISOString() : rotatedAt
-  const logScan = await scanServiceLogs(
-    live,
-    c.deployPath,
-    input.composeCommand.split(' ').map(shellQuote).join(' '),
-    ['-f', c.composeFile, '--env-file', envFilePath(c)],
-    since,
-    c.jwtErrorPattern,
-    input.secrets
-  )
+  const logScan = await (c.target === 'swarm'
+    ? scanCommandLogs(
+        live,
+        swarmLogsCommand(c.stackName),
+        'docker service logs',
+        since,
+        c.jwtErrorPattern,
+        input.secrets,
+        composeStyleLogs
+      )
+    : scanServiceLogs(
+        live,
+        c.deployPath,
+        input.composeCommand.split(' ').map(shellQuote).join(' '),
+        ['-f', c.composeFile, '--env-file', envFilePath(c)],
+        since,
+        c.jwtErrorPattern,
+        input.secrets
+      ))
   return { checks: { health, logins, logScan }, session: live }
 }
 
