@@ -37367,6 +37367,307 @@ function preflightProblems(facts, config, recover) {
     return problems;
 }
 
+// Lossless reading and editing of a compose `.env` file (pure, no I/O).
+//
+// Parsing follows compose v2's dotenv parser (compose-spec/compose-go
+// `dotenv/parser.go`), which is also what docker-compose 1.x (python-dotenv)
+// agrees with for every value this module writes:
+//
+// - optional `export ` prefix, `#` comment lines, blank lines, whitespace
+//   around the key and `=`; the value starts after the first `=`;
+// - unquoted values end at ` #` (an inline comment) and are trimmed;
+// - single quotes are literal (no escapes, no interpolation);
+// - double quotes process the escapes `\a \b \f \n \r \t \v \$ \" \\` and
+//   `\0ooo` (octal), then `$` interpolation;
+// - quoted values may span lines; a closing quote directly preceded by a
+//   backslash does not close the value;
+// - duplicate keys: the last assignment wins.
+//
+// Interpolation (`$VAR`, `${VAR}`, `$$`) is NOT performed: values are returned
+// as written (after unquoting and unescaping), and `EnvEntry.interpolated`
+// says whether compose would substitute something in it.
+//
+// Writing a value keeps the line's quoting style when the value can be written
+// in it so that compose v2 *and* docker-compose 1.x (python-dotenv 0.21) read
+// back exactly that value:
+//
+// - unquoted: no whitespace, `#`, quote, `$`, backslash or control character
+//   (generated base64 secrets always qualify);
+// - single quotes: no `'`, backslash, line break, or `${` (python-dotenv 0.21
+//   interpolates `${…}` even inside single quotes);
+// - double quotes: anything except a value ending in a backslash (compose-go
+//   would read the escaped backslash before the closing quote as escaping the
+//   quote). Escapes written: `\\`, `\"`, `\n`, `\r`, and `$` as `\$`.
+//
+// Otherwise the line switches to double quotes. One exception: a value holding
+// a `$` goes in single quotes whenever it fits there, whatever the line's
+// style, because that is the only literal-`$` form compose v2 and
+// docker-compose 1.x read alike (in double quotes compose v2 needs `\$` or
+// `$$`, which python-dotenv keeps verbatim; unquoted, both interpolate). A
+// value no style can hold raises EnvEditError. Generated secrets (standard
+// base64) never need any of this: they stay unquoted on unquoted lines.
+//
+// No error message ever contains a value or a line's text: only key names and
+// line numbers.
+class EnvEditError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'EnvEditError';
+    }
+}
+const BOM = '\uFEFF';
+/** The same BOM in a byte-per-character (latin1) text, as the action reads the host's .env. */
+const BYTE_BOM = '\xEF\xBB\xBF';
+function splitLines(body) {
+    const lines = [];
+    let start = 0;
+    while (start < body.length) {
+        const nl = body.indexOf('\n', start);
+        if (nl === -1) {
+            lines.push({ start, contentEnd: body.length, next: body.length, ending: '' });
+            break;
+        }
+        const crlf = nl > start && body[nl - 1] === '\r';
+        lines.push({
+            start,
+            contentEnd: crlf ? nl - 1 : nl,
+            next: nl + 1,
+            ending: crlf ? '\r\n' : '\n'
+        });
+        start = nl + 1;
+    }
+    return lines;
+}
+// compose-go's isSpace (no line breaks).
+const SPACE = '[\\t\\v\\f\\r \\u0085\\u00A0]';
+const ASSIGNMENT = new RegExp(`^(${SPACE}*(export${SPACE}+)?)([A-Za-z0-9_.\\-\\[\\]]+)${SPACE}*=${SPACE}*`);
+const INHERITED = new RegExp(`^${SPACE}*(?:export${SPACE}+)?[A-Za-z0-9_.\\-\\[\\]]+${SPACE}*$`);
+const BLANK = new RegExp(`^${SPACE}*$`);
+const COMMENT = new RegExp(`^${SPACE}*#`);
+const TRAILING_SPACE = /[\s\u0085\u00A0]+$/;
+function decodeDouble(raw) {
+    return raw.replace(/\\([abcfnrtv$"\\]|0\d{0,3})/g, (match, c) => {
+        switch (c) {
+            case 'a':
+                return '\x07';
+            case 'b':
+                return '\b';
+            case 'f':
+                return '\f';
+            case 'n':
+                return '\n';
+            case 'r':
+                return '\r';
+            case 't':
+                return '\t';
+            case 'v':
+                return '\v';
+            case '$':
+                return '$';
+            case '"':
+                return '"';
+            case '\\':
+                return '\\';
+            default:
+                // `\c` is no escape; `\0ooo` is an octal byte (exactly three octal digits).
+                if (/^0[0-7]{3}$/.test(c) && parseInt(c.slice(1), 8) < 256) {
+                    return String.fromCharCode(parseInt(c.slice(1), 8));
+                }
+                return match;
+        }
+    });
+}
+/** Does the raw text of a double-quoted value contain a `$` compose would interpolate? */
+function doubleInterpolates(raw) {
+    return /\$/.test(raw.replace(/\\[\\$]/g, ''));
+}
+function parseText(text) {
+    const bom = text.startsWith(BOM) ? BOM : text.startsWith(BYTE_BOM) ? BYTE_BOM : '';
+    const body = text.slice(bom.length);
+    const lines = splitLines(body);
+    const assignments = [];
+    for (let i = 0; i < lines.length; i++) {
+        const line = lines[i];
+        const content = body.slice(line.start, line.contentEnd);
+        if (BLANK.test(content) || COMMENT.test(content))
+            continue;
+        const m = ASSIGNMENT.exec(content);
+        if (m === null) {
+            // A bare `KEY` takes the value from the environment: not an assignment.
+            if (INHERITED.test(content))
+                continue;
+            throw new EnvEditError(`line ${i + 1}: not a KEY=value assignment, comment or blank line`);
+        }
+        const key = m[3];
+        const keyStart = line.start + m[1].length;
+        const keyEnd = keyStart + key.length;
+        const valueStart = line.start + m[0].length;
+        const first = body[valueStart];
+        const base = {
+            key,
+            line: i + 1,
+            exported: m[2] !== undefined,
+            firstLine: i,
+            keyStart,
+            keyEnd,
+            valueStart
+        };
+        if (first === '"' || first === "'") {
+            // Find the closing quote: the first one not directly preceded by a backslash.
+            let close = -1;
+            for (let p = valueStart + 1; p < body.length; p++) {
+                if (body[p] === first && body[p - 1] !== '\\') {
+                    close = p;
+                    break;
+                }
+            }
+            if (close === -1) {
+                throw new EnvEditError(`line ${i + 1}: unterminated quoted value for ${key}`);
+            }
+            let last = i;
+            while (lines[last].next <= close)
+                last++;
+            const rest = body.slice(close + 1, lines[last].contentEnd);
+            if (!BLANK.test(rest) && !new RegExp(`^${SPACE}*#`).test(rest)) {
+                throw new EnvEditError(`line ${last + 1}: unexpected text after the closing quote of ${key}`);
+            }
+            const raw = body.slice(valueStart + 1, close);
+            assignments.push({
+                ...base,
+                value: first === '"' ? decodeDouble(raw) : raw,
+                quote: first === '"' ? 'double' : 'single',
+                interpolated: first === '"' && doubleInterpolates(raw),
+                lastLine: last,
+                valueEnd: close + 1
+            });
+            i = last;
+            continue;
+        }
+        let rawValue = body.slice(valueStart, line.contentEnd);
+        const comment = rawValue.indexOf(' #');
+        if (comment !== -1)
+            rawValue = rawValue.slice(0, comment);
+        rawValue = rawValue.replace(TRAILING_SPACE, '');
+        assignments.push({
+            ...base,
+            value: rawValue,
+            quote: 'none',
+            interpolated: rawValue.includes('$'),
+            lastLine: i,
+            valueEnd: valueStart + rawValue.length
+        });
+    }
+    return { bom, body, lines, assignments };
+}
+function publicEntry(a) {
+    return {
+        key: a.key,
+        value: a.value,
+        line: a.line,
+        quote: a.quote,
+        exported: a.exported,
+        interpolated: a.interpolated
+    };
+}
+/** Every assignment in the file, in order (duplicates included). */
+function parseEnv(text) {
+    return parseText(text).assignments.map(publicEntry);
+}
+/** The value compose uses for `key` (the last assignment wins), or undefined. */
+function envValue(text, key) {
+    const entries = parseEnv(text);
+    for (let i = entries.length - 1; i >= 0; i--) {
+        if (entries[i].key === key)
+            return entries[i].value;
+    }
+    return undefined;
+}
+// ---------------------------------------------------------------------------
+// Encoding
+/** Can `value` be written in `quote` style so that compose reads back exactly `value`? */
+function canWriteAs(value, quote) {
+    switch (quote) {
+        case 'none':
+            // eslint-disable-next-line no-control-regex
+            return !/[\s\u0085\u00A0#'"$\\\x00-\x1f\x7f]/.test(value);
+        case 'single':
+            // eslint-disable-next-line no-control-regex
+            return !/['\\\r\n\x00]/.test(value) && !value.includes('${');
+        case 'double':
+            return !value.endsWith('\\') && !value.includes('\x00');
+    }
+}
+function encode(value, quote) {
+    switch (quote) {
+        case 'none':
+            return value;
+        case 'single':
+            return `'${value}'`;
+        case 'double':
+            return `"${value.replace(/[\\"\n\r$]/g, (c) => {
+                switch (c) {
+                    case '\n':
+                        return '\\n';
+                    case '\r':
+                        return '\\r';
+                    default:
+                        return `\\${c}`;
+                }
+            })}"`;
+    }
+}
+/** Picks the style a value is written in: the line's own style when it can hold the value. */
+function styleFor(key, value, preferred, commentFollows = false) {
+    // A literal `$` reads alike in compose v2 and docker-compose 1.x only in single quotes.
+    if (value.includes('$') && canWriteAs(value, 'single'))
+        return 'single';
+    // `K= # c` reads as "# c": an empty value before an inline comment needs quotes.
+    const emptyBeforeComment = value === '' && commentFollows;
+    if (canWriteAs(value, preferred) && !(preferred === 'none' && emptyBeforeComment)) {
+        return preferred;
+    }
+    if (canWriteAs(value, 'double'))
+        return 'double';
+    if (canWriteAs(value, 'none') && !emptyBeforeComment)
+        return 'none';
+    throw new EnvEditError(`the new value of ${key} cannot be written to .env in a form compose reads back unchanged (it ends with a backslash or holds a NUL character)`);
+}
+function effective(parsed, key) {
+    for (let i = parsed.assignments.length - 1; i >= 0; i--) {
+        if (parsed.assignments[i].key === key)
+            return parsed.assignments[i];
+    }
+    return undefined;
+}
+function assemble(parsed, body) {
+    return parsed.bom + body;
+}
+function applySplices(body, splices) {
+    const sorted = [...splices].sort((a, b) => b.start - a.start);
+    let out = body;
+    for (const s of sorted)
+        out = out.slice(0, s.start) + s.text + out.slice(s.end);
+    return out;
+}
+/**
+ * Rewrites the value of the effective (last) assignment of each key, keeping
+ * every other byte. Throws EnvEditError when a key has no assignment.
+ */
+function setEnvValues(text, values) {
+    const parsed = parseText(text);
+    const splices = [];
+    for (const [key, value] of Object.entries(values)) {
+        const target = effective(parsed, key);
+        if (target === undefined)
+            throw new EnvEditError(`${key} is not set in .env`);
+        const lastLine = parsed.lines[target.lastLine];
+        const commentFollows = !BLANK.test(parsed.body.slice(target.valueEnd, lastLine.contentEnd));
+        const style = styleFor(key, value, target.quote, commentFollows);
+        splices.push({ start: target.valueStart, end: target.valueEnd, text: encode(value, style) });
+    }
+    return assemble(parsed, applySplices(parsed.body, splices));
+}
+
 var dist = {};
 
 var composer = {};
@@ -46079,307 +46380,6 @@ function requireDist () {
 
 var distExports = requireDist();
 
-// Lossless reading and editing of a compose `.env` file (pure, no I/O).
-//
-// Parsing follows compose v2's dotenv parser (compose-spec/compose-go
-// `dotenv/parser.go`), which is also what docker-compose 1.x (python-dotenv)
-// agrees with for every value this module writes:
-//
-// - optional `export ` prefix, `#` comment lines, blank lines, whitespace
-//   around the key and `=`; the value starts after the first `=`;
-// - unquoted values end at ` #` (an inline comment) and are trimmed;
-// - single quotes are literal (no escapes, no interpolation);
-// - double quotes process the escapes `\a \b \f \n \r \t \v \$ \" \\` and
-//   `\0ooo` (octal), then `$` interpolation;
-// - quoted values may span lines; a closing quote directly preceded by a
-//   backslash does not close the value;
-// - duplicate keys: the last assignment wins.
-//
-// Interpolation (`$VAR`, `${VAR}`, `$$`) is NOT performed: values are returned
-// as written (after unquoting and unescaping), and `EnvEntry.interpolated`
-// says whether compose would substitute something in it.
-//
-// Writing a value keeps the line's quoting style when the value can be written
-// in it so that compose v2 *and* docker-compose 1.x (python-dotenv 0.21) read
-// back exactly that value:
-//
-// - unquoted: no whitespace, `#`, quote, `$`, backslash or control character
-//   (generated base64 secrets always qualify);
-// - single quotes: no `'`, backslash, line break, or `${` (python-dotenv 0.21
-//   interpolates `${…}` even inside single quotes);
-// - double quotes: anything except a value ending in a backslash (compose-go
-//   would read the escaped backslash before the closing quote as escaping the
-//   quote). Escapes written: `\\`, `\"`, `\n`, `\r`, and `$` as `\$`.
-//
-// Otherwise the line switches to double quotes. One exception: a value holding
-// a `$` goes in single quotes whenever it fits there, whatever the line's
-// style, because that is the only literal-`$` form compose v2 and
-// docker-compose 1.x read alike (in double quotes compose v2 needs `\$` or
-// `$$`, which python-dotenv keeps verbatim; unquoted, both interpolate). A
-// value no style can hold raises EnvEditError. Generated secrets (standard
-// base64) never need any of this: they stay unquoted on unquoted lines.
-//
-// No error message ever contains a value or a line's text: only key names and
-// line numbers.
-class EnvEditError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'EnvEditError';
-    }
-}
-const BOM = '\uFEFF';
-/** The same BOM in a byte-per-character (latin1) text, as the action reads the host's .env. */
-const BYTE_BOM = '\xEF\xBB\xBF';
-function splitLines(body) {
-    const lines = [];
-    let start = 0;
-    while (start < body.length) {
-        const nl = body.indexOf('\n', start);
-        if (nl === -1) {
-            lines.push({ start, contentEnd: body.length, next: body.length, ending: '' });
-            break;
-        }
-        const crlf = nl > start && body[nl - 1] === '\r';
-        lines.push({
-            start,
-            contentEnd: crlf ? nl - 1 : nl,
-            next: nl + 1,
-            ending: crlf ? '\r\n' : '\n'
-        });
-        start = nl + 1;
-    }
-    return lines;
-}
-// compose-go's isSpace (no line breaks).
-const SPACE = '[\\t\\v\\f\\r \\u0085\\u00A0]';
-const ASSIGNMENT = new RegExp(`^(${SPACE}*(export${SPACE}+)?)([A-Za-z0-9_.\\-\\[\\]]+)${SPACE}*=${SPACE}*`);
-const INHERITED = new RegExp(`^${SPACE}*(?:export${SPACE}+)?[A-Za-z0-9_.\\-\\[\\]]+${SPACE}*$`);
-const BLANK = new RegExp(`^${SPACE}*$`);
-const COMMENT = new RegExp(`^${SPACE}*#`);
-const TRAILING_SPACE = /[\s\u0085\u00A0]+$/;
-function decodeDouble(raw) {
-    return raw.replace(/\\([abcfnrtv$"\\]|0\d{0,3})/g, (match, c) => {
-        switch (c) {
-            case 'a':
-                return '\x07';
-            case 'b':
-                return '\b';
-            case 'f':
-                return '\f';
-            case 'n':
-                return '\n';
-            case 'r':
-                return '\r';
-            case 't':
-                return '\t';
-            case 'v':
-                return '\v';
-            case '$':
-                return '$';
-            case '"':
-                return '"';
-            case '\\':
-                return '\\';
-            default:
-                // `\c` is no escape; `\0ooo` is an octal byte (exactly three octal digits).
-                if (/^0[0-7]{3}$/.test(c) && parseInt(c.slice(1), 8) < 256) {
-                    return String.fromCharCode(parseInt(c.slice(1), 8));
-                }
-                return match;
-        }
-    });
-}
-/** Does the raw text of a double-quoted value contain a `$` compose would interpolate? */
-function doubleInterpolates(raw) {
-    return /\$/.test(raw.replace(/\\[\\$]/g, ''));
-}
-function parseText(text) {
-    const bom = text.startsWith(BOM) ? BOM : text.startsWith(BYTE_BOM) ? BYTE_BOM : '';
-    const body = text.slice(bom.length);
-    const lines = splitLines(body);
-    const assignments = [];
-    for (let i = 0; i < lines.length; i++) {
-        const line = lines[i];
-        const content = body.slice(line.start, line.contentEnd);
-        if (BLANK.test(content) || COMMENT.test(content))
-            continue;
-        const m = ASSIGNMENT.exec(content);
-        if (m === null) {
-            // A bare `KEY` takes the value from the environment: not an assignment.
-            if (INHERITED.test(content))
-                continue;
-            throw new EnvEditError(`line ${i + 1}: not a KEY=value assignment, comment or blank line`);
-        }
-        const key = m[3];
-        const keyStart = line.start + m[1].length;
-        const keyEnd = keyStart + key.length;
-        const valueStart = line.start + m[0].length;
-        const first = body[valueStart];
-        const base = {
-            key,
-            line: i + 1,
-            exported: m[2] !== undefined,
-            firstLine: i,
-            keyStart,
-            keyEnd,
-            valueStart
-        };
-        if (first === '"' || first === "'") {
-            // Find the closing quote: the first one not directly preceded by a backslash.
-            let close = -1;
-            for (let p = valueStart + 1; p < body.length; p++) {
-                if (body[p] === first && body[p - 1] !== '\\') {
-                    close = p;
-                    break;
-                }
-            }
-            if (close === -1) {
-                throw new EnvEditError(`line ${i + 1}: unterminated quoted value for ${key}`);
-            }
-            let last = i;
-            while (lines[last].next <= close)
-                last++;
-            const rest = body.slice(close + 1, lines[last].contentEnd);
-            if (!BLANK.test(rest) && !new RegExp(`^${SPACE}*#`).test(rest)) {
-                throw new EnvEditError(`line ${last + 1}: unexpected text after the closing quote of ${key}`);
-            }
-            const raw = body.slice(valueStart + 1, close);
-            assignments.push({
-                ...base,
-                value: first === '"' ? decodeDouble(raw) : raw,
-                quote: first === '"' ? 'double' : 'single',
-                interpolated: first === '"' && doubleInterpolates(raw),
-                lastLine: last,
-                valueEnd: close + 1
-            });
-            i = last;
-            continue;
-        }
-        let rawValue = body.slice(valueStart, line.contentEnd);
-        const comment = rawValue.indexOf(' #');
-        if (comment !== -1)
-            rawValue = rawValue.slice(0, comment);
-        rawValue = rawValue.replace(TRAILING_SPACE, '');
-        assignments.push({
-            ...base,
-            value: rawValue,
-            quote: 'none',
-            interpolated: rawValue.includes('$'),
-            lastLine: i,
-            valueEnd: valueStart + rawValue.length
-        });
-    }
-    return { bom, body, lines, assignments };
-}
-function publicEntry(a) {
-    return {
-        key: a.key,
-        value: a.value,
-        line: a.line,
-        quote: a.quote,
-        exported: a.exported,
-        interpolated: a.interpolated
-    };
-}
-/** Every assignment in the file, in order (duplicates included). */
-function parseEnv(text) {
-    return parseText(text).assignments.map(publicEntry);
-}
-/** The value compose uses for `key` (the last assignment wins), or undefined. */
-function envValue(text, key) {
-    const entries = parseEnv(text);
-    for (let i = entries.length - 1; i >= 0; i--) {
-        if (entries[i].key === key)
-            return entries[i].value;
-    }
-    return undefined;
-}
-// ---------------------------------------------------------------------------
-// Encoding
-/** Can `value` be written in `quote` style so that compose reads back exactly `value`? */
-function canWriteAs(value, quote) {
-    switch (quote) {
-        case 'none':
-            // eslint-disable-next-line no-control-regex
-            return !/[\s\u0085\u00A0#'"$\\\x00-\x1f\x7f]/.test(value);
-        case 'single':
-            // eslint-disable-next-line no-control-regex
-            return !/['\\\r\n\x00]/.test(value) && !value.includes('${');
-        case 'double':
-            return !value.endsWith('\\') && !value.includes('\x00');
-    }
-}
-function encode(value, quote) {
-    switch (quote) {
-        case 'none':
-            return value;
-        case 'single':
-            return `'${value}'`;
-        case 'double':
-            return `"${value.replace(/[\\"\n\r$]/g, (c) => {
-                switch (c) {
-                    case '\n':
-                        return '\\n';
-                    case '\r':
-                        return '\\r';
-                    default:
-                        return `\\${c}`;
-                }
-            })}"`;
-    }
-}
-/** Picks the style a value is written in: the line's own style when it can hold the value. */
-function styleFor(key, value, preferred, commentFollows = false) {
-    // A literal `$` reads alike in compose v2 and docker-compose 1.x only in single quotes.
-    if (value.includes('$') && canWriteAs(value, 'single'))
-        return 'single';
-    // `K= # c` reads as "# c": an empty value before an inline comment needs quotes.
-    const emptyBeforeComment = value === '' && commentFollows;
-    if (canWriteAs(value, preferred) && !(preferred === 'none' && emptyBeforeComment)) {
-        return preferred;
-    }
-    if (canWriteAs(value, 'double'))
-        return 'double';
-    if (canWriteAs(value, 'none') && !emptyBeforeComment)
-        return 'none';
-    throw new EnvEditError(`the new value of ${key} cannot be written to .env in a form compose reads back unchanged (it ends with a backslash or holds a NUL character)`);
-}
-function effective(parsed, key) {
-    for (let i = parsed.assignments.length - 1; i >= 0; i--) {
-        if (parsed.assignments[i].key === key)
-            return parsed.assignments[i];
-    }
-    return undefined;
-}
-function assemble(parsed, body) {
-    return parsed.bom + body;
-}
-function applySplices(body, splices) {
-    const sorted = [...splices].sort((a, b) => b.start - a.start);
-    let out = body;
-    for (const s of sorted)
-        out = out.slice(0, s.start) + s.text + out.slice(s.end);
-    return out;
-}
-/**
- * Rewrites the value of the effective (last) assignment of each key, keeping
- * every other byte. Throws EnvEditError when a key has no assignment.
- */
-function setEnvValues(text, values) {
-    const parsed = parseText(text);
-    const splices = [];
-    for (const [key, value] of Object.entries(values)) {
-        const target = effective(parsed, key);
-        if (target === undefined)
-            throw new EnvEditError(`${key} is not set in .env`);
-        const lastLine = parsed.lines[target.lastLine];
-        const commentFollows = !BLANK.test(parsed.body.slice(target.valueEnd, lastLine.contentEnd));
-        const style = styleFor(key, value, target.quote, commentFollows);
-        splices.push({ start: target.valueStart, end: target.valueEnd, text: encode(value, style) });
-    }
-    return assemble(parsed, applySplices(parsed.body, splices));
-}
-
 // Which compose services receive a rotated key (pure). `restart: targeted`
 // stops and recreates exactly these; graceful mode checks that the ones that
 // verify tokens also receive <KEY>_PREVIOUS.
@@ -46820,6 +46820,34 @@ function swarmTargetProblems(stack, deployed, config) {
         problems.push(`postgres-service "${config.postgresService}" is not a service of stack "${config.stackName}" (its services: ${deployed.join(', ')}): the revoke runs in its task. Set postgres-service`);
     }
     return problems;
+}
+
+// The host sequence's journal, read into the run's outcome (pure apart from
+// the log lines): what its result means, what changed, the state now, and
+// what the .env holds for compensation. Shared by the main and post steps.
+/** Steps, timings, downtime, backup and revoked rows of a followed sequence. */
+function absorbSummary(outcome, summary) {
+    outcome.hostSteps = summary.steps.map((s) => ({
+        name: s.name,
+        status: s.status,
+        seconds: s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
+        detail: s.detail
+    }));
+    outcome.hostResult = summary.result;
+    outcome.downtimeSeconds = summary.downtimeSeconds;
+    if (summary.services)
+        outcome.restartedServices = summary.services;
+    if (summary.apiDowntimeSeconds !== undefined)
+        outcome.apiDowntimeSeconds = summary.apiDowntimeSeconds;
+    const unexpected = (summary.services ?? []).filter((s) => !s.target).map((s) => s.service);
+    if (unexpected.length > 0)
+        warning(`compose also recreated ${unexpected.join(', ')}, which receive no rotated key (their configuration changed since they were started): they run on the current compose file now`);
+    if (summary.backupPath)
+        outcome.backupPath = summary.backupPath;
+    const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok');
+    const rows = /rows=(\d+)/.exec(revoke?.detail ?? '');
+    if (rows)
+        outcome.revokedRows = Number(rows[1]);
 }
 
 // Redaction of text that may carry secrets before it is logged, put in an
@@ -75468,26 +75496,6 @@ function baseOutcome(config, state, env) {
         failure: `the workflow was cancelled or the main step was killed (it stopped at phase ${state.phase}); the post step finished this report`
     };
 }
-function absorb(o, summary) {
-    o.hostSteps = summary.steps.map((s) => ({
-        name: s.name,
-        status: s.status,
-        seconds: s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
-        detail: s.detail
-    }));
-    o.hostResult = summary.result;
-    o.downtimeSeconds = summary.downtimeSeconds;
-    if (summary.services)
-        o.restartedServices = summary.services;
-    if (summary.apiDowntimeSeconds !== undefined)
-        o.apiDowntimeSeconds = summary.apiDowntimeSeconds;
-    if (summary.backupPath)
-        o.backupPath = summary.backupPath;
-    const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok');
-    const rows = /rows=(\d+)/.exec(revoke?.detail ?? '');
-    if (rows)
-        o.revokedRows = Number(rows[1]);
-}
 function logEvent(event) {
     const t = new Date(event.at).toISOString().slice(11, 23);
     info(`[${t}] ${event.event}${event.step && event.step !== '-' ? ` ${event.step}` : ''}${event.status ? ` ${event.status}` : ''}${event.detail ? ` (${event.detail})` : ''}`);
@@ -75538,7 +75546,7 @@ async function runPost(env = process.env) {
     info(`Post: reconnecting to ${o.host} to follow the host journal (at most ${deadline} s)`);
     const link = await group('Post: host', () => followHost(config, { id: state.runId, by: 'post' }, logEvent, AbortSignal.timeout(deadline * 1000 + 30000)));
     if (link.end.kind === 'followed')
-        absorb(o, link.end.summary);
+        absorbSummary(o, link.end.summary);
     const hostEnv = hostEnvAfter(link.end);
     const where = `${config.deployPath}/${config.envFile}`;
     const ciMaybeNew = state.ciPlanned.filter((s) => !state.ciRestored.some((r) => key(r) === key(s)));

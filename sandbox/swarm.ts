@@ -23,6 +23,7 @@ import {
   type Credentials,
   type ExecResult,
   type HttpResponse,
+  type Sandbox,
   type State
 } from './common.js'
 import { buildEnv, httpRequest } from './deployment.js'
@@ -36,16 +37,7 @@ export type UpdateOrder = 'stop-first' | 'start-first'
 
 export interface SwarmSandbox {
   workDir: string
-  ssh: {
-    host: '127.0.0.1'
-    port: number
-    user: string
-    privateKey: string
-    knownHosts: string
-    fingerprint: string
-    privateKeyPath: string
-    knownHostsPath: string
-  }
+  ssh: Sandbox['ssh']
   deployPath: string
   /** The stack file in deployPath (the action's compose-file). */
   stackFile: string

@@ -29,9 +29,9 @@ import { findMarkedIssue, markerComment, openIssue, runIssueMarker } from './git
 import { setRepositoryVariable } from './github/variables.js'
 import type { JournalEvent } from './host/journal.js'
 import { followDeadlineSeconds } from './host/plan.js'
+import { absorbSummary } from './host/host-outcome.js'
 import { hostSteps } from './host/swarm-plan.js'
-import type { FollowResult } from './host/sequence.js'
-import type { HostStep, Outcome, SecretRef } from './outcome.js'
+import type { Outcome, SecretRef } from './outcome.js'
 import { compensate } from './post/compensate.js'
 import { followHost, type HostLink } from './post/host.js'
 import { updateIssue } from './post/issue.js'
@@ -115,23 +115,6 @@ function baseOutcome(config: Config, state: RunState, env: NodeJS.ProcessEnv): O
   }
 }
 
-function absorb(o: Outcome, summary: FollowResult): void {
-  o.hostSteps = summary.steps.map((s): HostStep => ({
-    name: s.name,
-    status: s.status,
-    seconds: s.endedAt !== undefined ? Math.round((s.endedAt - s.startedAt) / 100) / 10 : undefined,
-    detail: s.detail
-  }))
-  o.hostResult = summary.result
-  o.downtimeSeconds = summary.downtimeSeconds
-  if (summary.services) o.restartedServices = summary.services
-  if (summary.apiDowntimeSeconds !== undefined) o.apiDowntimeSeconds = summary.apiDowntimeSeconds
-  if (summary.backupPath) o.backupPath = summary.backupPath
-  const revoke = summary.steps.find((s) => s.name === 'revoke' && s.status === 'ok')
-  const rows = /rows=(\d+)/.exec(revoke?.detail ?? '')
-  if (rows) o.revokedRows = Number(rows[1])
-}
-
 function logEvent(event: JournalEvent): void {
   const t = new Date(event.at).toISOString().slice(11, 23)
   core.info(
@@ -200,7 +183,7 @@ export async function runPost(env: NodeJS.ProcessEnv = process.env): Promise<voi
       AbortSignal.timeout(deadline * 1000 + 30000)
     )
   )
-  if (link.end.kind === 'followed') absorb(o, link.end.summary)
+  if (link.end.kind === 'followed') absorbSummary(o, link.end.summary)
   const hostEnv = hostEnvAfter(link.end)
   const where = `${config.deployPath}/${config.envFile}`
   const ciMaybeNew = state.ciPlanned.filter((s) => !state.ciRestored.some((r) => key(r) === key(s)))
