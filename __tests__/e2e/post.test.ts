@@ -208,6 +208,41 @@ describe('post step after a cancelled main step', () => {
     expect(leaks(Object.values(host), readablePlaces(bed, finished))).toEqual([])
   })
 
+  it('cancelled during a host sequence that rolls back, with create-missing: post deletes the secrets the run created and restores the others', async () => {
+    const before = await seedCiSecrets(bed)
+    // The repository held none: this run creates them there (first set-up).
+    bed.github.secrets('repository').clear()
+    const runId = newRunId()
+    await bed.sandbox.setComposeFaults([
+      { match: '^stop', action: 'slow', seconds: 3, times: 1 },
+      { match: '^up -d', action: 'fail', times: 1 }
+    ])
+    const main = await cancelledMain(runId, /▶ stop/, {
+      overrides: { ...QUIET, 'create-missing': 'true' }
+    })
+    expectResult(main, 'failed')
+    const saved = JSON.parse(main.state.rotation) as { ciCreated: unknown[] }
+    expect(saved.ciCreated).toEqual(KEYS.map((name) => ({ scope: 'repository', name })))
+    expect(ciSecret(bed, 'repository', 'JWT_SECRET')).toBeDefined()
+
+    const finished = await post(main, runId, { ...QUIET, 'create-missing': 'true' })
+    expect(finished.code).toBe(1) // rolled back
+    expect(journalOf(bed.sandbox)).toMatch(/\tresult\t-\trolled-back\t/)
+    for (const key of KEYS) {
+      expect(ciSecret(bed, 'repository', key)).toBeUndefined()
+      for (const scope of SCOPES.filter((s) => s !== 'repository'))
+        expect(`${scope}/${key}=${ciSecret(bed, scope, key)}`).toBe(
+          `${scope}/${key}=${before[key]}`
+        )
+    }
+    expect(finished.stdout).toMatch(/repository: JWT_SECRET deleted \(this run had created it\)/)
+    const issue = bed.github.issues.at(-1) as { body: string }
+    expect(issue.body).toMatch(
+      /CI secrets this run had created deleted again: repository\/JWT_SECRET/
+    )
+    expect(leaks(Object.values(before), readablePlaces(bed, finished))).toEqual([])
+  })
+
   it('an issue the saved state does not know (answer lost at the kill): post finds it and completes it, no second issue', async () => {
     await seedCiSecrets(bed)
     const issuesBefore = bed.github.issues.length
