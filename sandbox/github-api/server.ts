@@ -657,7 +657,7 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     secrets: (label) => {
       const scope = scopeNamed(label)
       const view = new Map([...scope.secrets].map(([n, s]) => [n, s.value]))
-      // set() writes through, so a test can seed the values a team would hold
+      // set(), delete() and clear() write through, so a test can seed the values a team would hold
       // (not an API write: secretWrites is left alone).
       Object.defineProperty(view, 'set', {
         enumerable: false,
@@ -666,6 +666,17 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
           const t = now()
           scope.secrets.set(name, { value, createdAt: existing?.createdAt ?? t, updatedAt: t })
           return Map.prototype.set.call(view, name, value)
+        }
+      })
+      Object.defineProperty(view, 'delete', {
+        enumerable: false,
+        value: (name: string) => scope.secrets.delete(name) && Map.prototype.delete.call(view, name)
+      })
+      Object.defineProperty(view, 'clear', {
+        enumerable: false,
+        value: () => {
+          scope.secrets.clear()
+          Map.prototype.clear.call(view)
         }
       })
       return view
