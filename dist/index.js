@@ -37911,470 +37911,6 @@ class StateRecorder {
     }
 }
 
-// Where the rotated secret names live today: the listed scopes, every other
-// environment of the repository, and the organization secrets it can see.
-// Names only: GitHub never returns a secret's value.
-async function secretNames(octokit, owner, repo, scope) {
-    const list = scope.kind === 'repository'
-        ? await octokit.paginate('GET /repos/{owner}/{repo}/actions/secrets', {
-            owner,
-            repo,
-            per_page: 100
-        })
-        : await octokit.paginate('GET /repos/{owner}/{repo}/environments/{environment_name}/secrets', {
-            owner,
-            repo,
-            environment_name: scope.name,
-            per_page: 100
-        });
-    return new Set(list.map((s) => s.name.toUpperCase()));
-}
-function listProblem(what, permission, error) {
-    const status = errorStatus(error);
-    if (status === 401)
-        return `${what}: the token was rejected (401 Bad credentials)`;
-    if (isRateLimited(error))
-        return `${what}: GitHub's rate limit, retries ran out (${describeError(error)})`;
-    if (status === 403) {
-        return `${what}: access refused (403): the token lacks the "${permission}" repository permission (read), which the check for stale copies needs`;
-    }
-    return `${what}: ${describeError(error)}`;
-}
-/**
- * Reads which scopes hold the rotated names. Throws GitHubPreflightError
- * listing every list that could not be read: a place that cannot be checked
- * could hold a stale copy, so it is never assumed empty.
- */
-async function readInventory(octokit, owner, repo, listed, names, ignoreEnvironments) {
-    const rotated = new Set(names.map((n) => n.toUpperCase()));
-    const problems = [];
-    const inventory = {
-        held: new Map(),
-        unlisted: [],
-        ignored: [],
-        organization: []
-    };
-    const listedEnvironments = new Set(listed.flatMap((s) => (s.kind === 'environment' ? [s.name.toLowerCase()] : [])));
-    const ignored = new Set(ignoreEnvironments.map((e) => e.toLowerCase()));
-    const listedScopes = listed.map(async (scope) => {
-        try {
-            const held = await secretNames(octokit, owner, repo, scope);
-            inventory.held.set(scopeLabel(scope), new Set([...rotated].filter((n) => held.has(n))));
-        }
-        catch (error) {
-            problems.push(listProblem(`listing the secrets of ${scopeLabel(scope)}`, scope.kind === 'repository' ? 'Secrets' : 'Environments', error));
-        }
-    });
-    const otherEnvironments = (async () => {
-        let environments;
-        try {
-            environments = (await octokit.paginate('GET /repos/{owner}/{repo}/environments', {
-                owner,
-                repo,
-                per_page: 100
-            }));
-        }
-        catch (error) {
-            problems.push(listProblem(`listing the environments of ${owner}/${repo}`, 'Environments', error));
-            return;
-        }
-        await Promise.all(environments
-            .filter((e) => !listedEnvironments.has(e.name.toLowerCase()))
-            .map(async (e) => {
-            try {
-                const held = await secretNames(octokit, owner, repo, {
-                    kind: 'environment',
-                    name: e.name
-                });
-                const found = [...rotated].filter((n) => held.has(n));
-                if (found.length === 0)
-                    return;
-                const entry = { environment: e.name, names: found };
-                if (ignored.has(e.name.toLowerCase()))
-                    inventory.ignored.push(entry);
-                else
-                    inventory.unlisted.push(entry);
-            }
-            catch (error) {
-                problems.push(listProblem(`listing the secrets of the unlisted environment ${e.name}`, 'Environments', error));
-            }
-        }));
-    })();
-    const organization = (async () => {
-        try {
-            const secrets = (await octokit.paginate('GET /repos/{owner}/{repo}/actions/organization-secrets', { owner, repo, per_page: 100 }));
-            inventory.organization = secrets
-                .map((s) => s.name.toUpperCase())
-                .filter((n) => rotated.has(n));
-        }
-        catch (error) {
-            // A repository owned by a user has no organization secrets.
-            if (errorStatus(error) === 404)
-                return;
-            problems.push(listProblem(`listing the organization secrets visible to ${owner}/${repo}`, 'Secrets', error));
-        }
-    })();
-    await Promise.all([...listedScopes, otherEnvironments, organization]);
-    if (problems.length > 0)
-        throw new GitHubPreflightError(problems);
-    const byName = (a, b) => a.environment.localeCompare(b.environment);
-    inventory.unlisted.sort(byName);
-    inventory.ignored.sort(byName);
-    return inventory;
-}
-
-// Which CI secrets a rotation writes (pure): only where a name already lives,
-// unless create-missing; and no copy of a rotated name may stay behind where
-// a deploy would read it.
-function planPlacement(input) {
-    const { scopes, inventory, createMissing, repository } = input;
-    const writes = [];
-    const notices = [];
-    const problems = [];
-    const names = input.names.map((n) => n.toUpperCase());
-    for (const scope of scopes) {
-        const held = inventory.held.get(scopeLabel(scope)) ?? new Set();
-        const missing = [];
-        for (const name of names) {
-            if (held.has(name))
-                writes.push({ scope, name, create: false });
-            else if (createMissing)
-                writes.push({ scope, name, create: true });
-            else
-                missing.push(name);
-        }
-        if (missing.length > 0) {
-            notices.push(`${scopeLabel(scope)} holds no ${missing.join(', ')}: skipped there (create-missing is false, so no secret is created where none was)`);
-        }
-    }
-    for (const name of names) {
-        if (writes.some((w) => w.name === name))
-            continue;
-        problems.push(`${name} is held by none of the listed scopes (${scopes.map(scopeLabel).join(', ')}), so the new value would reach no deployment: list the environment that holds it in environments, or set create-missing: true for a first set-up`);
-    }
-    for (const { environment, names: held } of inventory.unlisted) {
-        problems.push(`environment ${environment} holds ${held.join(', ')} but is not listed in environments: a deploy from it would push the old value back. List it in environments, or name it in ignore-environments when it holds another app's secret`);
-    }
-    for (const name of inventory.organization) {
-        const repositoryWrites = writes.some((w) => w.scope.kind === 'repository' && w.name === name);
-        if (repositoryWrites)
-            continue;
-        problems.push(`organization secret ${name} is visible to ${repository}, and the repository holds no ${name} of its own that this run updates, so every job outside the listed environments reads the organization's old value: give the repository its own copy (repository-secrets: true with create-missing: true), or remove ${repository} from that organization secret's repositories`);
-    }
-    return { writes, notices, problems };
-}
-
-// The secrets token's remaining life, where GitHub reports it, and a check
-// that it still works before compensation depends on it.
-/**
- * GitHub's `github-authentication-token-expiration` header, e.g.
- * "2026-12-05 09:12:00 UTC" or "2026-12-05 09:12:00 -0700".
- */
-function parseTokenExpiry(header) {
-    if (header === undefined)
-        return undefined;
-    const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2})?)\s*(UTC|Z|[+-]\d{2}:?\d{2})?$/.exec(header.trim());
-    if (!m)
-        return undefined;
-    const zone = m[3] === undefined || m[3] === 'UTC' || m[3] === 'Z'
-        ? 'Z'
-        : m[3].replace(/^([+-]\d{2}):?(\d{2})$/, '$1:$2');
-    const time = m[2].length === 5 ? `${m[2]}:00` : m[2];
-    const date = new Date(`${m[1]}T${time}${zone}`);
-    return Number.isNaN(date.getTime()) ? undefined : date;
-}
-/** A warning when the token may expire before the run's worst case ends. */
-function expiryWarning(expiresAt, now, worstCaseSeconds) {
-    if (expiresAt === undefined)
-        return undefined;
-    const left = Math.floor((expiresAt.getTime() - now.getTime()) / 1000);
-    if (left >= worstCaseSeconds)
-        return undefined;
-    const minutes = (s) => `${Math.max(0, Math.round(s / 60))} min`;
-    return `secrets-token expires at ${expiresAt.toISOString()} (in ${minutes(left)}), before this run's worst case ends (${minutes(worstCaseSeconds)}: every host step and the rollback at their timeouts): if it expires first, the CI secrets cannot be written back after a rollback. Use a token that lives longer (a GitHub App token lasts 1 hour from when it was created) or lower health-timeout`;
-}
-/** One cheap authenticated read: is the token still accepted, and until when? */
-async function checkToken(octokit, owner, repo) {
-    try {
-        const response = await octokit.request('GET /repos/{owner}/{repo}', { owner, repo });
-        const header = response.headers['github-authentication-token-expiration'];
-        return {
-            ok: true,
-            expiresAt: parseTokenExpiry(typeof header === 'string' ? header : undefined)
-        };
-    }
-    catch (error) {
-        return errorStatus(error) === 401
-            ? { ok: false, reason: 'secrets-token was rejected (401): it expired or was revoked' }
-            : { ok: false, reason: `checking secrets-token failed: ${describeError(error)}` };
-    }
-}
-
-// The CI half of a rotation: preflight of where the rotated names live,
-// the sealed writes of the new values, and compensation when the host did
-// not take them. Names, scopes and states go to the outcome; values never.
-const key = (w) => `${scopeLabel(w.scope)}/${w.name}`;
-function ref(w) {
-    return { scope: scopeLabel(w.scope), name: w.name };
-}
-function problemsOf(error) {
-    return error.problems ?? [error.message];
-}
-class CiSecrets {
-    config;
-    outcome;
-    octokit;
-    onProgress;
-    scopeKeys = [];
-    writes = [];
-    attempts = [];
-    constructor(config, outcome, octokit, 
-    /** Told of every write as it happens, for the post step (post/state.ts). */
-    onProgress = () => undefined) {
-        this.config = config;
-        this.outcome = outcome;
-        this.octokit = octokit;
-        this.onProgress = onProgress;
-    }
-    /**
-     * Each scope's public key, which scopes hold each name, and the refusals
-     * for stale copies. Throws with every problem at once. A recovery is never
-     * refused for CI placement: it only aligns scopes that hold a name.
-     */
-    async preflight(worstCaseSeconds, now) {
-        const c = this.config;
-        const scopes = secretScopes(c);
-        const names = c.keys.map((k) => k.secretName);
-        info(`GitHub: checking ${scopes.map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`);
-        const [keys, inventory, token] = await Promise.allSettled([
-            preflightSecretScopes(this.octokit, c.owner, c.repo, scopes),
-            readInventory(this.octokit, c.owner, c.repo, scopes, names, c.ignoreEnvironments),
-            checkToken(this.octokit, c.owner, c.repo)
-        ]);
-        const problems = [];
-        if (keys.status === 'fulfilled') {
-            this.scopeKeys = keys.value;
-            info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
-        }
-        else
-            problems.push(...problemsOf(keys.reason));
-        if (token.status === 'fulfilled' && token.value.ok) {
-            const warning$1 = expiryWarning(token.value.expiresAt, now, worstCaseSeconds);
-            if (warning$1)
-                warning(warning$1);
-        }
-        if (inventory.status === 'rejected') {
-            const found = problemsOf(inventory.reason);
-            if (c.recover) {
-                for (const p of found)
-                    warning(`${p}: no CI secret will be aligned`);
-            }
-            else
-                problems.push(...found);
-        }
-        else {
-            const placement = planPlacement({
-                scopes,
-                names,
-                inventory: inventory.value,
-                createMissing: c.createMissing && !c.recover,
-                repository: `${c.owner}/${c.repo}`
-            });
-            this.writes = placement.writes;
-            for (const notice$1 of placement.notices)
-                notice(notice$1);
-            this.outcome.skippedScopes = placement.notices;
-            if (inventory.value.ignored.length > 0) {
-                this.outcome.ignoredEnvironments = inventory.value.ignored.map((e) => `${e.environment} (${e.names.join(', ')})`);
-                info(`GitHub: ignored as another app's (ignore-environments): ${this.outcome.ignoredEnvironments.join('; ')}`);
-            }
-            if (c.recover) {
-                for (const p of placement.problems)
-                    warning(p);
-                this.writes = this.writes.filter((w) => !w.create);
-            }
-            else
-                problems.push(...placement.problems);
-            if (placement.problems.length === 0) {
-                info(`GitHub: the new values go to ${this.describe(this.writes)}`);
-            }
-        }
-        if (problems.length > 0)
-            throw Object.assign(new Error(problems.join('; ')), { problems });
-    }
-    /** The dry run's lines: each scope, what it receives, and what is skipped. */
-    planLines() {
-        const byScope = new Map();
-        for (const w of this.writes)
-            byScope.set(scopeLabel(w.scope), [...(byScope.get(scopeLabel(w.scope)) ?? []), w]);
-        const lines = [...byScope].map(([label, writes]) => `write CI secrets in ${label} (sealed with that scope's key): ${writes.map((w) => `${w.name}${w.create ? ' (created: create-missing)' : ''}`).join(', ')}`);
-        return [...lines, ...(this.outcome.skippedScopes ?? [])];
-    }
-    describe(writes) {
-        return writes.map((w) => `${key(w)}${w.create ? ' (new)' : ''}`).join(', ');
-    }
-    /** Writes the new values; false when any write failed (then compensated). */
-    async writeNew(values) {
-        const c = this.config;
-        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
-        const writes = this.writes.map((w) => ({
-            scope: w.scope,
-            name: w.name,
-            value: values[byName.get(w.name) ?? '']
-        }));
-        this.onProgress({
-            kind: 'ci-writing',
-            planned: this.writes.map(ref),
-            created: this.writes.filter((w) => w.create).map(ref)
-        });
-        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes, {
-            onWritten: (w) => {
-                this.onProgress({ kind: 'ci-written', secret: ref(w) });
-                info(`${scopeLabel(w.scope)}: ${w.name} updated`);
-            }
-        });
-        const planned = new Map(this.writes.map((w) => [key(w), w]));
-        this.attempts = [
-            ...result.written.map((w) => ({
-                ...planned.get(key(w)),
-                state: 'written'
-            })),
-            ...result.failed
-                .filter((f) => f.ambiguous)
-                .map((f) => ({
-                ...planned.get(key(f)),
-                state: 'ambiguous',
-                error: f.error
-            }))
-        ];
-        const o = this.outcome;
-        o.updatedSecrets = result.written.map(ref);
-        o.createdSecrets = this.attempts.filter((a) => a.state === 'written' && a.create).map(ref);
-        o.unknownSecrets = this.attempts
-            .filter((a) => a.state === 'ambiguous')
-            .map((a) => ({
-            ...ref(a),
-            error: `${a.error ?? 'no answer'}: GitHub may or may not have applied the new value`
-        }));
-        if (result.written.length > 0) {
-            o.stateNow = 'production untouched, still on the old secrets; CI secrets hold the new values';
-            o.changed.push(`CI secrets set to the new values: ${o.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}${o.createdSecrets.length > 0 ? ` (created: ${o.createdSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')})` : ''}`);
-        }
-        if (result.failed.length === 0)
-            return true;
-        o.result = 'failed';
-        o.failure = `writing CI secrets failed: ${result.failed.map((f) => `${scopeLabel(f.scope)}/${f.name}: ${f.error}${f.ambiguous ? ' (may have been applied)' : ''}`).join('; ')}`;
-        error(o.failure);
-        return false;
-    }
-    /** Whether any CI write was made or may have been made. */
-    get attempted() {
-        return this.attempts.length > 0;
-    }
-    /**
-     * Undoes every write this run made or may have made, once the host is
-     * known to be on the old values: a secret it updated gets the old value
-     * back, a secret it created is deleted. With the host's state unknown,
-     * nothing is written and the report says so.
-     */
-    async compensate(hostEnv, oldValues, backupHint) {
-        if (this.attempts.length === 0)
-            return;
-        const c = this.config;
-        const o = this.outcome;
-        if (hostEnv !== 'old') {
-            o.mismatch ??=
-                'CI secrets hold the NEW values, and whether the host .env does is unknown. Check the host journal and .env, then re-run the rotation (or run with recover: true).';
-            error(o.mismatch);
-            return;
-        }
-        const token = await checkToken(this.octokit, c.owner, c.repo);
-        if (!token.ok && /\(401\)/.test(token.reason)) {
-            this.unrestorable(this.attempts, token.reason, backupHint);
-            return;
-        }
-        const updates = this.attempts.filter((a) => !a.create);
-        const creates = this.attempts.filter((a) => a.create);
-        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
-        info(`Undoing ${this.attempts.length} CI write(s): ${updates.length} back to the old value, ${creates.length} created ones deleted`);
-        const restored = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, updates.map((a) => ({
-            scope: a.scope,
-            name: a.name,
-            value: oldValues[byName.get(a.name) ?? ''] ?? ''
-        })), {
-            onWritten: (w) => {
-                this.onProgress({ kind: 'ci-restored', secret: ref(w) });
-                info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`);
-            }
-        });
-        const removed = await deleteSecrets(this.octokit, c.owner, c.repo, creates);
-        for (const d of removed.deleted) {
-            this.onProgress({ kind: 'ci-restored', secret: ref(d) });
-            info(`${scopeLabel(d.scope)}: ${d.name} deleted (this run had created it)`);
-        }
-        const undone = new Set([...restored.written, ...removed.deleted].map(key));
-        o.restoredSecrets = restored.written.map(ref);
-        o.removedSecrets = removed.deleted.map(ref);
-        o.updatedSecrets = o.updatedSecrets.filter((s) => !undone.has(`${s.scope}/${s.name}`));
-        o.createdSecrets = (o.createdSecrets ?? []).filter((s) => !undone.has(`${s.scope}/${s.name}`));
-        o.unknownSecrets = (o.unknownSecrets ?? []).filter((s) => !undone.has(`${s.scope}/${s.name}`));
-        if (undone.size > 0) {
-            const parts = [
-                ...(o.restoredSecrets.length > 0
-                    ? [
-                        `CI secrets written back to the old values: ${o.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
-                    ]
-                    : []),
-                ...(o.removedSecrets.length > 0
-                    ? [
-                        `CI secrets this run had created deleted again: ${o.removedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
-                    ]
-                    : [])
-            ];
-            o.changed.push(...parts);
-        }
-        const failed = [...restored.failed, ...removed.failed];
-        if (failed.length > 0) {
-            const attempts = new Map(this.attempts.map((a) => [key(a), a]));
-            this.unrestorable(failed.map((f) => ({ ...attempts.get(key(f)), error: f.error })), undefined, backupHint);
-        }
-        else {
-            o.stateNow += '; CI secrets are back on the old values';
-        }
-    }
-    /** Attempts that could not be undone: written ones disagree with production, ambiguous ones are unknown. */
-    unrestorable(list, reason, backupHint) {
-        const o = this.outcome;
-        const written = list.filter((a) => a.state === 'written');
-        const ambiguous = new Set(list.filter((a) => a.state === 'ambiguous').map(key));
-        o.unrestoredSecrets = written.map((a) => ({ ...ref(a), error: reason ?? a.error ?? 'failed' }));
-        o.unknownSecrets = (o.unknownSecrets ?? []).filter((s) => ambiguous.has(`${s.scope}/${s.name}`));
-        const names = [...o.unrestoredSecrets, ...o.unknownSecrets].map((s) => `${s.scope}/${s.name}`);
-        o.mismatch = `CI and production DISAGREE: ${names.join(', ')} ${o.unknownSecrets.length > 0 ? 'hold (or may hold)' : 'still hold'} the new value while production runs on the old one${reason ? ` (${reason})` : ''}. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${backupHint} by hand${o.createdSecrets && o.createdSecrets.length > 0 ? ' (delete the ones this run created)' : ''}.`;
-        error(o.mismatch);
-    }
-    /** After a recovery, the scopes that hold a name get the restored .env's values. */
-    async alignAfterRecovery(values) {
-        const c = this.config;
-        if (this.scopeKeys.length === 0)
-            return;
-        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
-        const writes = this.writes
-            .map((w) => ({ scope: w.scope, name: w.name, value: values[byName.get(w.name) ?? ''] }))
-            .filter((w) => w.value !== undefined);
-        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes);
-        const o = this.outcome;
-        o.restoredSecrets = result.written.map(ref);
-        o.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }));
-        if (result.written.length > 0) {
-            o.changed.push(`CI secrets set to the restored .env's values: ${o.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`);
-        }
-        if (result.failed.length > 0) {
-            o.mismatch = `CI secrets ${o.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} could not be aligned with the restored .env: set them by hand or re-run`;
-        }
-    }
-}
-
 // Lossless reading and editing of a compose `.env` file (pure, no I/O).
 //
 // Parsing follows compose v2's dotenv parser (compose-spec/compose-go
@@ -76240,15 +75776,468 @@ async function writeOne(sftp, path, data, mode, target) {
     }
 }
 
-// New secret values: `bytes` from the OS CSPRNG, standard base64, one line
-// (unlike `openssl rand -base64 64`, which wraps at 64 characters).
-function generateSecret(bytes) {
-    if (!Number.isInteger(bytes) || bytes < 32 || bytes > 1024) {
-        throw new RangeError(`secret size must be 32 to 1024 bytes, got ${bytes}`);
+// Where the rotated secret names live today: the listed scopes, every other
+// environment of the repository, and the organization secrets it can see.
+// Names only: GitHub never returns a secret's value.
+async function secretNames(octokit, owner, repo, scope) {
+    const list = scope.kind === 'repository'
+        ? await octokit.paginate('GET /repos/{owner}/{repo}/actions/secrets', {
+            owner,
+            repo,
+            per_page: 100
+        })
+        : await octokit.paginate('GET /repos/{owner}/{repo}/environments/{environment_name}/secrets', {
+            owner,
+            repo,
+            environment_name: scope.name,
+            per_page: 100
+        });
+    return new Set(list.map((s) => s.name.toUpperCase()));
+}
+function listProblem(what, permission, error) {
+    const status = errorStatus(error);
+    if (status === 401)
+        return `${what}: the token was rejected (401 Bad credentials)`;
+    if (isRateLimited(error))
+        return `${what}: GitHub's rate limit, retries ran out (${describeError(error)})`;
+    if (status === 403) {
+        return `${what}: access refused (403): the token lacks the "${permission}" repository permission (read), which the check for stale copies needs`;
     }
-    const value = randomBytes(bytes).toString('base64');
-    setSecret(value);
-    return value;
+    return `${what}: ${describeError(error)}`;
+}
+/**
+ * Reads which scopes hold the rotated names. Throws GitHubPreflightError
+ * listing every list that could not be read: a place that cannot be checked
+ * could hold a stale copy, so it is never assumed empty.
+ */
+async function readInventory(octokit, owner, repo, listed, names, ignoreEnvironments) {
+    const rotated = new Set(names.map((n) => n.toUpperCase()));
+    const problems = [];
+    const inventory = {
+        held: new Map(),
+        unlisted: [],
+        ignored: [],
+        organization: []
+    };
+    const listedEnvironments = new Set(listed.flatMap((s) => (s.kind === 'environment' ? [s.name.toLowerCase()] : [])));
+    const ignored = new Set(ignoreEnvironments.map((e) => e.toLowerCase()));
+    const listedScopes = listed.map(async (scope) => {
+        try {
+            const held = await secretNames(octokit, owner, repo, scope);
+            inventory.held.set(scopeLabel(scope), new Set([...rotated].filter((n) => held.has(n))));
+        }
+        catch (error) {
+            problems.push(listProblem(`listing the secrets of ${scopeLabel(scope)}`, scope.kind === 'repository' ? 'Secrets' : 'Environments', error));
+        }
+    });
+    const otherEnvironments = (async () => {
+        let environments;
+        try {
+            environments = (await octokit.paginate('GET /repos/{owner}/{repo}/environments', {
+                owner,
+                repo,
+                per_page: 100
+            }));
+        }
+        catch (error) {
+            problems.push(listProblem(`listing the environments of ${owner}/${repo}`, 'Environments', error));
+            return;
+        }
+        await Promise.all(environments
+            .filter((e) => !listedEnvironments.has(e.name.toLowerCase()))
+            .map(async (e) => {
+            try {
+                const held = await secretNames(octokit, owner, repo, {
+                    kind: 'environment',
+                    name: e.name
+                });
+                const found = [...rotated].filter((n) => held.has(n));
+                if (found.length === 0)
+                    return;
+                const entry = { environment: e.name, names: found };
+                if (ignored.has(e.name.toLowerCase()))
+                    inventory.ignored.push(entry);
+                else
+                    inventory.unlisted.push(entry);
+            }
+            catch (error) {
+                problems.push(listProblem(`listing the secrets of the unlisted environment ${e.name}`, 'Environments', error));
+            }
+        }));
+    })();
+    const organization = (async () => {
+        try {
+            const secrets = (await octokit.paginate('GET /repos/{owner}/{repo}/actions/organization-secrets', { owner, repo, per_page: 100 }));
+            inventory.organization = secrets
+                .map((s) => s.name.toUpperCase())
+                .filter((n) => rotated.has(n));
+        }
+        catch (error) {
+            // A repository owned by a user has no organization secrets.
+            if (errorStatus(error) === 404)
+                return;
+            problems.push(listProblem(`listing the organization secrets visible to ${owner}/${repo}`, 'Secrets', error));
+        }
+    })();
+    await Promise.all([...listedScopes, otherEnvironments, organization]);
+    if (problems.length > 0)
+        throw new GitHubPreflightError(problems);
+    const byName = (a, b) => a.environment.localeCompare(b.environment);
+    inventory.unlisted.sort(byName);
+    inventory.ignored.sort(byName);
+    return inventory;
+}
+
+// Which CI secrets a rotation writes (pure): only where a name already lives,
+// unless create-missing; and no copy of a rotated name may stay behind where
+// a deploy would read it.
+function planPlacement(input) {
+    const { scopes, inventory, createMissing, repository } = input;
+    const writes = [];
+    const notices = [];
+    const problems = [];
+    const names = input.names.map((n) => n.toUpperCase());
+    for (const scope of scopes) {
+        const held = inventory.held.get(scopeLabel(scope)) ?? new Set();
+        const missing = [];
+        for (const name of names) {
+            if (held.has(name))
+                writes.push({ scope, name, create: false });
+            else if (createMissing)
+                writes.push({ scope, name, create: true });
+            else
+                missing.push(name);
+        }
+        if (missing.length > 0) {
+            notices.push(`${scopeLabel(scope)} holds no ${missing.join(', ')}: skipped there (create-missing is false, so no secret is created where none was)`);
+        }
+    }
+    for (const name of names) {
+        if (writes.some((w) => w.name === name))
+            continue;
+        problems.push(`${name} is held by none of the listed scopes (${scopes.map(scopeLabel).join(', ')}), so the new value would reach no deployment: list the environment that holds it in environments, or set create-missing: true for a first set-up`);
+    }
+    for (const { environment, names: held } of inventory.unlisted) {
+        problems.push(`environment ${environment} holds ${held.join(', ')} but is not listed in environments: a deploy from it would push the old value back. List it in environments, or name it in ignore-environments when it holds another app's secret`);
+    }
+    for (const name of inventory.organization) {
+        const repositoryWrites = writes.some((w) => w.scope.kind === 'repository' && w.name === name);
+        if (repositoryWrites)
+            continue;
+        problems.push(`organization secret ${name} is visible to ${repository}, and the repository holds no ${name} of its own that this run updates, so every job outside the listed environments reads the organization's old value: give the repository its own copy (repository-secrets: true with create-missing: true), or remove ${repository} from that organization secret's repositories`);
+    }
+    return { writes, notices, problems };
+}
+
+// The secrets token's remaining life, where GitHub reports it, and a check
+// that it still works before compensation depends on it.
+/**
+ * GitHub's `github-authentication-token-expiration` header, e.g.
+ * "2026-12-05 09:12:00 UTC" or "2026-12-05 09:12:00 -0700".
+ */
+function parseTokenExpiry(header) {
+    if (header === undefined)
+        return undefined;
+    const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2})?)\s*(UTC|Z|[+-]\d{2}:?\d{2})?$/.exec(header.trim());
+    if (!m)
+        return undefined;
+    const zone = m[3] === undefined || m[3] === 'UTC' || m[3] === 'Z'
+        ? 'Z'
+        : m[3].replace(/^([+-]\d{2}):?(\d{2})$/, '$1:$2');
+    const time = m[2].length === 5 ? `${m[2]}:00` : m[2];
+    const date = new Date(`${m[1]}T${time}${zone}`);
+    return Number.isNaN(date.getTime()) ? undefined : date;
+}
+/** A warning when the token may expire before the run's worst case ends. */
+function expiryWarning(expiresAt, now, worstCaseSeconds) {
+    if (expiresAt === undefined)
+        return undefined;
+    const left = Math.floor((expiresAt.getTime() - now.getTime()) / 1000);
+    if (left >= worstCaseSeconds)
+        return undefined;
+    const minutes = (s) => `${Math.max(0, Math.round(s / 60))} min`;
+    return `secrets-token expires at ${expiresAt.toISOString()} (in ${minutes(left)}), before this run's worst case ends (${minutes(worstCaseSeconds)}: every host step and the rollback at their timeouts): if it expires first, the CI secrets cannot be written back after a rollback. Use a token that lives longer (a GitHub App token lasts 1 hour from when it was created) or lower health-timeout`;
+}
+/** One cheap authenticated read: is the token still accepted, and until when? */
+async function checkToken(octokit, owner, repo) {
+    try {
+        const response = await octokit.request('GET /repos/{owner}/{repo}', { owner, repo });
+        const header = response.headers['github-authentication-token-expiration'];
+        return {
+            ok: true,
+            expiresAt: parseTokenExpiry(typeof header === 'string' ? header : undefined)
+        };
+    }
+    catch (error) {
+        return errorStatus(error) === 401
+            ? { ok: false, reason: 'secrets-token was rejected (401): it expired or was revoked' }
+            : { ok: false, reason: `checking secrets-token failed: ${describeError(error)}` };
+    }
+}
+
+// The CI half of a rotation: preflight of where the rotated names live,
+// the sealed writes of the new values, and compensation when the host did
+// not take them. Names, scopes and states go to the outcome; values never.
+const key = (w) => `${scopeLabel(w.scope)}/${w.name}`;
+function ref(w) {
+    return { scope: scopeLabel(w.scope), name: w.name };
+}
+function problemsOf(error) {
+    return error.problems ?? [error.message];
+}
+class CiSecrets {
+    config;
+    outcome;
+    octokit;
+    onProgress;
+    scopeKeys = [];
+    writes = [];
+    attempts = [];
+    constructor(config, outcome, octokit, 
+    /** Told of every write as it happens, for the post step (post/state.ts). */
+    onProgress = () => undefined) {
+        this.config = config;
+        this.outcome = outcome;
+        this.octokit = octokit;
+        this.onProgress = onProgress;
+    }
+    /**
+     * Each scope's public key, which scopes hold each name, and the refusals
+     * for stale copies. Throws with every problem at once. A recovery is never
+     * refused for CI placement: it only aligns scopes that hold a name.
+     */
+    async preflight(worstCaseSeconds, now) {
+        const c = this.config;
+        const scopes = secretScopes(c);
+        const names = c.keys.map((k) => k.secretName);
+        info(`GitHub: checking ${scopes.map(scopeLabel).join(', ')} of ${c.owner}/${c.repo}`);
+        const [keys, inventory, token] = await Promise.allSettled([
+            preflightSecretScopes(this.octokit, c.owner, c.repo, scopes),
+            readInventory(this.octokit, c.owner, c.repo, scopes, names, c.ignoreEnvironments),
+            checkToken(this.octokit, c.owner, c.repo)
+        ]);
+        const problems = [];
+        if (keys.status === 'fulfilled') {
+            this.scopeKeys = keys.value;
+            info(`GitHub: token can use ${this.scopeKeys.length} secret scope(s)`);
+        }
+        else
+            problems.push(...problemsOf(keys.reason));
+        if (token.status === 'fulfilled' && token.value.ok) {
+            const warning$1 = expiryWarning(token.value.expiresAt, now, worstCaseSeconds);
+            if (warning$1)
+                warning(warning$1);
+        }
+        if (inventory.status === 'rejected') {
+            const found = problemsOf(inventory.reason);
+            if (c.recover) {
+                for (const p of found)
+                    warning(`${p}: no CI secret will be aligned`);
+            }
+            else
+                problems.push(...found);
+        }
+        else {
+            const placement = planPlacement({
+                scopes,
+                names,
+                inventory: inventory.value,
+                createMissing: c.createMissing && !c.recover,
+                repository: `${c.owner}/${c.repo}`
+            });
+            this.writes = placement.writes;
+            for (const notice$1 of placement.notices)
+                notice(notice$1);
+            this.outcome.skippedScopes = placement.notices;
+            if (inventory.value.ignored.length > 0) {
+                this.outcome.ignoredEnvironments = inventory.value.ignored.map((e) => `${e.environment} (${e.names.join(', ')})`);
+                info(`GitHub: ignored as another app's (ignore-environments): ${this.outcome.ignoredEnvironments.join('; ')}`);
+            }
+            if (c.recover) {
+                for (const p of placement.problems)
+                    warning(p);
+                this.writes = this.writes.filter((w) => !w.create);
+            }
+            else
+                problems.push(...placement.problems);
+            if (placement.problems.length === 0) {
+                info(`GitHub: the new values go to ${this.describe(this.writes)}`);
+            }
+        }
+        if (problems.length > 0)
+            throw Object.assign(new Error(problems.join('; ')), { problems });
+    }
+    /** The dry run's lines: each scope, what it receives, and what is skipped. */
+    planLines() {
+        const byScope = new Map();
+        for (const w of this.writes)
+            byScope.set(scopeLabel(w.scope), [...(byScope.get(scopeLabel(w.scope)) ?? []), w]);
+        const lines = [...byScope].map(([label, writes]) => `write CI secrets in ${label} (sealed with that scope's key): ${writes.map((w) => `${w.name}${w.create ? ' (created: create-missing)' : ''}`).join(', ')}`);
+        return [...lines, ...(this.outcome.skippedScopes ?? [])];
+    }
+    describe(writes) {
+        return writes.map((w) => `${key(w)}${w.create ? ' (new)' : ''}`).join(', ');
+    }
+    /** Writes the new values; false when any write failed (then compensated). */
+    async writeNew(values) {
+        const c = this.config;
+        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
+        const writes = this.writes.map((w) => ({
+            scope: w.scope,
+            name: w.name,
+            value: values[byName.get(w.name) ?? '']
+        }));
+        this.onProgress({
+            kind: 'ci-writing',
+            planned: this.writes.map(ref),
+            created: this.writes.filter((w) => w.create).map(ref)
+        });
+        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes, {
+            onWritten: (w) => {
+                this.onProgress({ kind: 'ci-written', secret: ref(w) });
+                info(`${scopeLabel(w.scope)}: ${w.name} updated`);
+            }
+        });
+        const planned = new Map(this.writes.map((w) => [key(w), w]));
+        this.attempts = [
+            ...result.written.map((w) => ({
+                ...planned.get(key(w)),
+                state: 'written'
+            })),
+            ...result.failed
+                .filter((f) => f.ambiguous)
+                .map((f) => ({
+                ...planned.get(key(f)),
+                state: 'ambiguous',
+                error: f.error
+            }))
+        ];
+        const o = this.outcome;
+        o.updatedSecrets = result.written.map(ref);
+        o.createdSecrets = this.attempts.filter((a) => a.state === 'written' && a.create).map(ref);
+        o.unknownSecrets = this.attempts
+            .filter((a) => a.state === 'ambiguous')
+            .map((a) => ({
+            ...ref(a),
+            error: `${a.error ?? 'no answer'}: GitHub may or may not have applied the new value`
+        }));
+        if (result.written.length > 0) {
+            o.stateNow = 'production untouched, still on the old secrets; CI secrets hold the new values';
+            o.changed.push(`CI secrets set to the new values: ${o.updatedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}${o.createdSecrets.length > 0 ? ` (created: ${o.createdSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')})` : ''}`);
+        }
+        if (result.failed.length === 0)
+            return true;
+        o.result = 'failed';
+        o.failure = `writing CI secrets failed: ${result.failed.map((f) => `${scopeLabel(f.scope)}/${f.name}: ${f.error}${f.ambiguous ? ' (may have been applied)' : ''}`).join('; ')}`;
+        error(o.failure);
+        return false;
+    }
+    /** Whether any CI write was made or may have been made. */
+    get attempted() {
+        return this.attempts.length > 0;
+    }
+    /**
+     * Undoes every write this run made or may have made, once the host is
+     * known to be on the old values: a secret it updated gets the old value
+     * back, a secret it created is deleted. With the host's state unknown,
+     * nothing is written and the report says so.
+     */
+    async compensate(hostEnv, oldValues, backupHint) {
+        if (this.attempts.length === 0)
+            return;
+        const c = this.config;
+        const o = this.outcome;
+        if (hostEnv !== 'old') {
+            o.mismatch ??=
+                'CI secrets hold the NEW values, and whether the host .env does is unknown. Check the host journal and .env, then re-run the rotation (or run with recover: true).';
+            error(o.mismatch);
+            return;
+        }
+        const token = await checkToken(this.octokit, c.owner, c.repo);
+        if (!token.ok && /\(401\)/.test(token.reason)) {
+            this.unrestorable(this.attempts, token.reason, backupHint);
+            return;
+        }
+        const updates = this.attempts.filter((a) => !a.create);
+        const creates = this.attempts.filter((a) => a.create);
+        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
+        info(`Undoing ${this.attempts.length} CI write(s): ${updates.length} back to the old value, ${creates.length} created ones deleted`);
+        const restored = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, updates.map((a) => ({
+            scope: a.scope,
+            name: a.name,
+            value: oldValues[byName.get(a.name) ?? ''] ?? ''
+        })), {
+            onWritten: (w) => {
+                this.onProgress({ kind: 'ci-restored', secret: ref(w) });
+                info(`${scopeLabel(w.scope)}: ${w.name} restored to the old value`);
+            }
+        });
+        const removed = await deleteSecrets(this.octokit, c.owner, c.repo, creates);
+        for (const d of removed.deleted) {
+            this.onProgress({ kind: 'ci-restored', secret: ref(d) });
+            info(`${scopeLabel(d.scope)}: ${d.name} deleted (this run had created it)`);
+        }
+        const undone = new Set([...restored.written, ...removed.deleted].map(key));
+        o.restoredSecrets = restored.written.map(ref);
+        o.removedSecrets = removed.deleted.map(ref);
+        o.updatedSecrets = o.updatedSecrets.filter((s) => !undone.has(`${s.scope}/${s.name}`));
+        o.createdSecrets = (o.createdSecrets ?? []).filter((s) => !undone.has(`${s.scope}/${s.name}`));
+        o.unknownSecrets = (o.unknownSecrets ?? []).filter((s) => !undone.has(`${s.scope}/${s.name}`));
+        if (undone.size > 0) {
+            const parts = [
+                ...(o.restoredSecrets.length > 0
+                    ? [
+                        `CI secrets written back to the old values: ${o.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
+                    ]
+                    : []),
+                ...(o.removedSecrets.length > 0
+                    ? [
+                        `CI secrets this run had created deleted again: ${o.removedSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`
+                    ]
+                    : [])
+            ];
+            o.changed.push(...parts);
+        }
+        const failed = [...restored.failed, ...removed.failed];
+        if (failed.length > 0) {
+            const attempts = new Map(this.attempts.map((a) => [key(a), a]));
+            this.unrestorable(failed.map((f) => ({ ...attempts.get(key(f)), error: f.error })), undefined, backupHint);
+        }
+        else {
+            o.stateNow += '; CI secrets are back on the old values';
+        }
+    }
+    /** Attempts that could not be undone: written ones disagree with production, ambiguous ones are unknown. */
+    unrestorable(list, reason, backupHint) {
+        const o = this.outcome;
+        const written = list.filter((a) => a.state === 'written');
+        const ambiguous = new Set(list.filter((a) => a.state === 'ambiguous').map(key));
+        o.unrestoredSecrets = written.map((a) => ({ ...ref(a), error: reason ?? a.error ?? 'failed' }));
+        o.unknownSecrets = (o.unknownSecrets ?? []).filter((s) => ambiguous.has(`${s.scope}/${s.name}`));
+        const names = [...o.unrestoredSecrets, ...o.unknownSecrets].map((s) => `${s.scope}/${s.name}`);
+        o.mismatch = `CI and production DISAGREE: ${names.join(', ')} ${o.unknownSecrets.length > 0 ? 'hold (or may hold)' : 'still hold'} the new value while production runs on the old one${reason ? ` (${reason})` : ''}. A deploy now would push a secret production does not use. Re-run this rotation, or set those secrets to the values in ${backupHint} by hand${o.createdSecrets && o.createdSecrets.length > 0 ? ' (delete the ones this run created)' : ''}.`;
+        error(o.mismatch);
+    }
+    /** After a recovery, the scopes that hold a name get the restored .env's values. */
+    async alignAfterRecovery(values) {
+        const c = this.config;
+        if (this.scopeKeys.length === 0)
+            return;
+        const byName = new Map(c.keys.map((k) => [k.secretName.toUpperCase(), k.envKey]));
+        const writes = this.writes
+            .map((w) => ({ scope: w.scope, name: w.name, value: values[byName.get(w.name) ?? ''] }))
+            .filter((w) => w.value !== undefined);
+        const result = await writeSecrets(this.octokit, c.owner, c.repo, this.scopeKeys, writes);
+        const o = this.outcome;
+        o.restoredSecrets = result.written.map(ref);
+        o.unrestoredSecrets = result.failed.map((f) => ({ ...ref(f), error: f.error }));
+        if (result.written.length > 0) {
+            o.changed.push(`CI secrets set to the restored .env's values: ${o.restoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')}`);
+        }
+        if (result.failed.length > 0) {
+            o.mismatch = `CI secrets ${o.unrestoredSecrets.map((s) => `${s.scope}/${s.name}`).join(', ')} could not be aligned with the restored .env: set them by hand or re-run`;
+        }
+    }
 }
 
 // HTTP requests made from the host's side of the SSH connection (a
@@ -76323,6 +76312,106 @@ async function forwardingRefusal(session, url) {
         }
         return `opening a forwarded channel to ${host}:${port} failed: ${error.message}`;
     }
+}
+
+// Phase 1 (DESIGN §1): everything that can fail is checked before the first
+// change. GitHub and SSH side by side, then the host (which takes the lock);
+// every problem of both sides is listed at once.
+function mask$1(value) {
+    if (value !== '')
+        setSecret(value);
+}
+/** Throws with `problems` (every one found) when anything would stop the rotation. */
+async function runPreflight(c, outcome, context, hostMode, into) {
+    const rotatesSecrets = !c.recover && c.mode !== 'retire-previous';
+    if (c.mode === 'graceful' && /incident|compromise|leak/i.test(c.reason)) {
+        warning('mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead');
+    }
+    const octokit = createOctokit(c.secretsToken);
+    const ci = new CiSecrets(c, outcome, octokit, context.onProgress);
+    into.ci = ci;
+    // GitHub and SSH are checked side by side; the host lock comes after both.
+    // Each GitHub check runs even when another failed: all problems at once.
+    const github = (async () => {
+        const problems = [];
+        const check = async (body) => {
+            try {
+                await body();
+            }
+            catch (error) {
+                problems.push(...(error.problems ?? [error.message]));
+            }
+        };
+        if (rotatesSecrets || c.recover) {
+            const worstCase = c.ssh.timeoutSeconds * 3 + followDeadlineSeconds(c, hostSteps(c, hostMode).length);
+            await check(() => ci.preflight(worstCase, context.now?.() ?? new Date()));
+        }
+        if (c.rotationDateVariable !== '' && rotatesSecrets) {
+            await check(async () => {
+                await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable);
+            });
+        }
+        if (c.createIssue && !c.dryRun) {
+            await check(async () => {
+                await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo);
+                info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`);
+            });
+        }
+        if (problems.length > 0)
+            throw Object.assign(new Error(problems.join('; ')), { problems });
+    })();
+    info(`SSH: connecting to ${outcome.host} (host key: ${c.ssh.hostKey.kind})`);
+    const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)]);
+    if (sshCheck.status === 'fulfilled')
+        into.session = sshCheck.value;
+    const problems = [githubCheck, sshCheck].flatMap((check) => check.status === 'rejected'
+        ? (check.reason.problems ?? [check.reason.message])
+        : []);
+    // The host is checked whenever SSH works, even when GitHub failed, so one
+    // run lists every problem of both sides (the lock it takes is released).
+    if (sshCheck.status === 'fulfilled') {
+        const session = sshCheck.value;
+        info(`SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`);
+        into.host = new HostRotation(session, c, context.run, hostMode);
+        try {
+            into.hostState = await into.host.preflight(c.keys.map((k) => k.envKey), mask$1);
+        }
+        catch (error) {
+            problems.push(...(error.problems ?? [error.message]));
+        }
+    }
+    if (problems.length > 0)
+        throw Object.assign(new Error(problems.join('; ')), { problems });
+    if (!into.hostState)
+        throw new Error('host preflight gave no state');
+    into.forwardingRefused = await forwardingRefusal(into.session, c.loginUrl);
+    if (into.forwardingRefused) {
+        warning(`${into.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`);
+    }
+    const f = into.hostState.facts;
+    info(engineLine(c, f));
+    info(`Host: http client ${f.httpClient}, detached with ${into.hostState.detach}, lock taken`);
+    info(`Host: ${into.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`);
+    context.onProgress?.({ kind: 'preflight-done', envSha256: into.hostState.envSha256 });
+    const targets = into.hostState.targets;
+    if (!c.recover && targets.length > 0) {
+        outcome.restartTargets = targets.map((t) => ({
+            service: t.service,
+            why: t.reasons.join('; ')
+        }));
+        info(restartLineFor(c, targets));
+    }
+}
+
+// New secret values: `bytes` from the OS CSPRNG, standard base64, one line
+// (unlike `openssl rand -base64 64`, which wraps at 64 characters).
+function generateSecret(bytes) {
+    if (!Number.isInteger(bytes) || bytes < 32 || bytes > 1024) {
+        throw new RangeError(`secret size must be 32 to 1024 bytes, got ${bytes}`);
+    }
+    const value = randomBytes(bytes).toString('base64');
+    setSecret(value);
+    return value;
 }
 
 function errorCode(body) {
@@ -76791,83 +76880,17 @@ class Rotation {
     }
     // ------------------------------------------------------------ 1. preflight
     async preflight() {
-        const c = this.config;
-        if (c.mode === 'graceful' && /incident|compromise|leak/i.test(c.reason)) {
-            warning('mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead');
+        // Filled as preflight goes, so that a refusal still releases the lock.
+        const held = {};
+        try {
+            await runPreflight(this.config, this.outcome, this.context, this.hostMode, held);
         }
-        const octokit = createOctokit(c.secretsToken);
-        const ci = new CiSecrets(c, this.outcome, octokit, this.context.onProgress);
-        this.ci = ci;
-        // GitHub and SSH are checked side by side; the host lock comes after both.
-        // Each GitHub check runs even when another failed: all problems at once.
-        const github = (async () => {
-            const problems = [];
-            const check = async (body) => {
-                try {
-                    await body();
-                }
-                catch (error) {
-                    problems.push(...(error.problems ?? [error.message]));
-                }
-            };
-            if (this.rotatesSecrets || c.recover) {
-                const worstCase = c.ssh.timeoutSeconds * 3 + followDeadlineSeconds(c, hostSteps(c, this.hostMode).length);
-                await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()));
-            }
-            if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
-                await check(async () => {
-                    await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable);
-                });
-            }
-            if (c.createIssue && !c.dryRun) {
-                await check(async () => {
-                    await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo);
-                    info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`);
-                });
-            }
-            if (problems.length > 0)
-                throw Object.assign(new Error(problems.join('; ')), { problems });
-        })();
-        info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`);
-        const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)]);
-        if (sshCheck.status === 'fulfilled')
-            this.session = sshCheck.value;
-        const problems = [githubCheck, sshCheck].flatMap((check) => check.status === 'rejected'
-            ? (check.reason.problems ?? [check.reason.message])
-            : []);
-        // The host is checked whenever SSH works, even when GitHub failed, so one
-        // run lists every problem of both sides (the lock it takes is released).
-        if (sshCheck.status === 'fulfilled') {
-            const session = sshCheck.value;
-            info(`SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`);
-            this.host = new HostRotation(session, c, this.context.run, this.hostMode);
-            try {
-                this.hostState = await this.host.preflight(c.keys.map((k) => k.envKey), mask);
-            }
-            catch (error) {
-                problems.push(...(error.problems ?? [error.message]));
-            }
-        }
-        if (problems.length > 0)
-            throw Object.assign(new Error(problems.join('; ')), { problems });
-        if (!this.hostState)
-            throw new Error('host preflight gave no state');
-        this.forwardingRefused = await forwardingRefusal(this.session, c.loginUrl);
-        if (this.forwardingRefused) {
-            warning(`${this.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`);
-        }
-        const f = this.hostState.facts;
-        info(engineLine(c, f));
-        info(`Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`);
-        info(`Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`);
-        this.context.onProgress?.({ kind: 'preflight-done', envSha256: this.hostState.envSha256 });
-        const targets = this.hostState.targets;
-        if (!c.recover && targets.length > 0) {
-            this.outcome.restartTargets = targets.map((t) => ({
-                service: t.service,
-                why: t.reasons.join('; ')
-            }));
-            info(restartLineFor(c, targets));
+        finally {
+            this.ci = held.ci;
+            this.session = held.session;
+            this.host = held.host;
+            this.hostState = held.hostState;
+            this.forwardingRefused = held.forwardingRefused;
         }
     }
     async dryRun() {

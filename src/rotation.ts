@@ -3,11 +3,9 @@
 import * as core from '@actions/core'
 import { CiSecrets } from './ci-secrets.js'
 import type { Config } from './config.js'
-import { createOctokit, describeError } from './github/client.js'
-import { preflightIssues } from './github/issue.js'
-import { preflightVariables } from './github/secrets.js'
+import { describeError } from './github/client.js'
 import { envValue, removeEnvKeys, setEnvValues, setPreviousValues } from './host/dotenv.js'
-import { backupStamp, followDeadlineSeconds, type HostMode } from './host/plan.js'
+import { backupStamp, type HostMode } from './host/plan.js'
 import { HostRotation, textOf, type HostState, type RunIdentity } from './host/sequence.js'
 import {
   absorbSummary,
@@ -16,12 +14,12 @@ import {
   logJournalEvent
 } from './host/host-outcome.js'
 import { HostSession } from './host/ssh.js'
-import { engineLine, hostSteps, planLines, restartLineFor } from './host/swarm-plan.js'
+import { hostSteps, planLines } from './host/swarm-plan.js'
 import type { Outcome } from './outcome.js'
 import type { Progress } from './post/state.js'
+import { runPreflight, type Preflighted } from './preflight.js'
 import { generateSecret } from './secrets/generate.js'
 import { verificationOf, verifyRotation } from './verify/run.js'
-import { forwardingRefusal } from './verify/tunnel-http.js'
 
 export interface RunContext {
   run: RunIdentity
@@ -149,97 +147,16 @@ export class Rotation {
 
   // ------------------------------------------------------------ 1. preflight
   private async preflight(): Promise<void> {
-    const c = this.config
-    if (c.mode === 'graceful' && /incident|compromise|leak/i.test(c.reason)) {
-      core.warning(
-        'mode graceful keeps the OLD secrets valid as *_PREVIOUS until retire-previous runs: after a suspected compromise, rotate with mode immediate instead'
-      )
-    }
-    const octokit = createOctokit(c.secretsToken)
-    const ci = new CiSecrets(c, this.outcome, octokit, this.context.onProgress)
-    this.ci = ci
-    // GitHub and SSH are checked side by side; the host lock comes after both.
-    // Each GitHub check runs even when another failed: all problems at once.
-    const github = (async (): Promise<void> => {
-      const problems: string[] = []
-      const check = async (body: () => Promise<void>): Promise<void> => {
-        try {
-          await body()
-        } catch (error) {
-          problems.push(
-            ...((error as { problems?: string[] }).problems ?? [(error as Error).message])
-          )
-        }
-      }
-      if (this.rotatesSecrets || c.recover) {
-        const worstCase =
-          c.ssh.timeoutSeconds * 3 + followDeadlineSeconds(c, hostSteps(c, this.hostMode).length)
-        await check(() => ci.preflight(worstCase, this.context.now?.() ?? new Date()))
-      }
-      if (c.rotationDateVariable !== '' && this.rotatesSecrets) {
-        await check(async () => {
-          await preflightVariables(octokit, c.owner, c.repo, c.rotationDateVariable)
-        })
-      }
-      if (c.createIssue && !c.dryRun) {
-        await check(async () => {
-          await preflightIssues(createOctokit(c.githubToken), c.owner, c.repo)
-          core.info(`GitHub: github-token sees ${c.owner}/${c.repo} with issues enabled`)
-        })
-      }
-      if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { problems })
-    })()
-    core.info(`SSH: connecting to ${this.outcome.host} (host key: ${c.ssh.hostKey.kind})`)
-    const [githubCheck, sshCheck] = await Promise.allSettled([github, HostSession.connect(c.ssh)])
-    if (sshCheck.status === 'fulfilled') this.session = sshCheck.value
-    const problems = [githubCheck, sshCheck].flatMap((check) =>
-      check.status === 'rejected'
-        ? ((check.reason as { problems?: string[] }).problems ?? [(check.reason as Error).message])
-        : []
-    )
-    // The host is checked whenever SSH works, even when GitHub failed, so one
-    // run lists every problem of both sides (the lock it takes is released).
-    if (sshCheck.status === 'fulfilled') {
-      const session = sshCheck.value
-      core.info(
-        `SSH: connected, host key ${session.hostFingerprint || '(not verified: insecure skip)'}`
-      )
-      this.host = new HostRotation(session, c, this.context.run, this.hostMode)
-      try {
-        this.hostState = await this.host.preflight(
-          c.keys.map((k) => k.envKey),
-          mask
-        )
-      } catch (error) {
-        problems.push(
-          ...((error as { problems?: string[] }).problems ?? [(error as Error).message])
-        )
-      }
-    }
-    if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { problems })
-    if (!this.hostState) throw new Error('host preflight gave no state')
-    this.forwardingRefused = await forwardingRefusal(this.session as HostSession, c.loginUrl)
-    if (this.forwardingRefused) {
-      core.warning(
-        `${this.forwardingRefused}: the login checks and the health check from the runner will be skipped after the rotation (the host's own health step still runs)`
-      )
-    }
-    const f = this.hostState.facts
-    core.info(engineLine(c, f))
-    core.info(
-      `Host: http client ${f.httpClient}, detached with ${this.hostState.detach}, lock taken`
-    )
-    core.info(
-      `Host: ${this.hostState.envPath} holds ${c.keys.map((k) => k.envKey).join(', ')} and ENCRYPTION_KEY`
-    )
-    this.context.onProgress?.({ kind: 'preflight-done', envSha256: this.hostState.envSha256 })
-    const targets = this.hostState.targets
-    if (!c.recover && targets.length > 0) {
-      this.outcome.restartTargets = targets.map((t) => ({
-        service: t.service,
-        why: t.reasons.join('; ')
-      }))
-      core.info(restartLineFor(c, targets))
+    // Filled as preflight goes, so that a refusal still releases the lock.
+    const held: Preflighted = {}
+    try {
+      await runPreflight(this.config, this.outcome, this.context, this.hostMode, held)
+    } finally {
+      this.ci = held.ci
+      this.session = held.session
+      this.host = held.host
+      this.hostState = held.hostState
+      this.forwardingRefused = held.forwardingRefused
     }
   }
 
