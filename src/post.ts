@@ -24,96 +24,18 @@
 // the main step would have.
 import * as core from '@actions/core'
 import { readConfig, type Config } from './config.js'
-import { createOctokit, describeError } from './github/client.js'
-import { findMarkedIssue, markerComment, openIssue, runIssueMarker } from './github/issue.js'
-import { setRepositoryVariable } from './github/variables.js'
 import type { JournalEvent } from './host/journal.js'
 import { followDeadlineSeconds } from './host/plan.js'
 import { absorbSummary } from './host/host-outcome.js'
 import { hostSteps } from './host/swarm-plan.js'
-import type { Outcome, SecretRef } from './outcome.js'
+import type { SecretRef } from './outcome.js'
 import { compensate } from './post/compensate.js'
-import { followHost, type HostLink } from './post/host.js'
-import { updateIssue } from './post/issue.js'
+import { followHost } from './post/host.js'
+import { baseOutcome, hostEnvAfter, lastKnown } from './post/outcome.js'
+import { report } from './post/report.js'
 import { readRunState, STATE_NAME, type RunState } from './post/state.js'
-import { issueBody, issueTitle } from './report/issue.js'
-import { writeJobSummary } from './report/summary.js'
 
 const key = (s: SecretRef): string => `${s.scope}/${s.name}`
-
-/** What the host's .env holds at the end, as far as the post step knows. */
-export function hostEnvAfter(link: HostLink['end']): 'old' | 'new' | 'unknown' {
-  if (link.kind === 'not-started') return 'old'
-  if (link.kind === 'unknown' || !link.summary.terminal) return 'unknown'
-  switch (link.summary.result) {
-    case 'success':
-    case 'recovered':
-      // What this run meant the host to hold (recover: the restored .env).
-      return 'new'
-    case 'aborted':
-    case 'rolled-back':
-      return 'old'
-    case 'rollback-failed':
-      return link.summary.steps.some((s) => s.name === 'rollback-restore' && s.status === 'fail')
-        ? 'unknown'
-        : 'old'
-    default:
-      return 'unknown'
-  }
-}
-
-/** The last state the main step recorded, in words (for annotations). */
-export function lastKnown(state: RunState): string {
-  const planned = state.ciPlanned.map(key)
-  const written = state.ciWritten.map(key)
-  const restored = state.ciRestored.map(key)
-  const ci =
-    planned.length === 0
-      ? 'no CI secret was written'
-      : `CI secrets written with new values: ${written.join(', ') || 'none confirmed'}${
-          planned.length > written.length
-            ? ` (unknown for ${planned.filter((p) => !written.includes(p)).join(', ')})`
-            : ''
-        }${restored.length > 0 ? `; written back to the old values: ${restored.join(', ')}` : ''}`
-  const host: Record<RunState['phase'], string> = {
-    started: 'the host was not changed (preflight had not finished; its lock may be held)',
-    'preflight-done': 'the host was not changed (this run holds its lock)',
-    'ci-writing': 'the host was not changed (this run holds its lock)',
-    'host-launching': 'whether the host sequence started is unknown',
-    'host-launched': 'the host sequence was running; its end is unknown',
-    'host-done': `the host sequence ended: ${state.hostResult ?? '?'}`,
-    verifying: `the host sequence ended: ${state.hostResult ?? '?'}; verification was running`
-  }
-  return `last known state (phase ${state.phase}): ${host[state.phase]}; ${ci}`
-}
-
-function baseOutcome(config: Config, state: RunState, env: NodeJS.ProcessEnv): Outcome {
-  const runUrl =
-    env.GITHUB_RUN_ID && env.GITHUB_REPOSITORY
-      ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`
-      : undefined
-  return {
-    result: 'failed',
-    rotatedAt: state.rotatedAt,
-    mode: config.mode,
-    recover: config.recover,
-    dryRun: false,
-    reason: config.reason,
-    repository: `${config.owner}/${config.repo}`,
-    triggeredBy: env.GITHUB_TRIGGERING_ACTOR || env.GITHUB_ACTOR || 'unknown',
-    runUrl,
-    host: `${config.ssh.user}@${config.ssh.host}:${config.ssh.port}`,
-    changed: [],
-    stateNow: 'unknown',
-    hostSteps: [],
-    ...(config.recover ? {} : { restart: config.restart }),
-    updatedSecrets: [],
-    restoredSecrets: [],
-    unrestoredSecrets: [],
-    logins: [],
-    failure: `the workflow was cancelled or the main step was killed (it stopped at phase ${state.phase}); the post step finished this report`
-  }
-}
 
 function logEvent(event: JournalEvent): void {
   const t = new Date(event.at).toISOString().slice(11, 23)
@@ -274,85 +196,4 @@ export async function runPost(env: NodeJS.ProcessEnv = process.env): Promise<voi
   } else {
     core.info(summaryLine)
   }
-}
-
-async function report(
-  config: Config,
-  state: RunState,
-  o: Outcome,
-  problems: string[]
-): Promise<void> {
-  if (
-    o.result === 'success' &&
-    config.rotationDateVariable !== '' &&
-    config.mode !== 'retire-previous' &&
-    !config.recover
-  ) {
-    try {
-      await setRepositoryVariable(
-        createOctokit(config.secretsToken),
-        config.owner,
-        config.repo,
-        config.rotationDateVariable,
-        o.rotatedAt
-      )
-      o.rotationDateVariable = { name: config.rotationDateVariable, status: 'set' }
-    } catch (error) {
-      o.rotationDateVariable = {
-        name: config.rotationDateVariable,
-        status: 'failed',
-        reason: describeError(error)
-      }
-      problems.push(`set the variable ${config.rotationDateVariable}: ${describeError(error)}`)
-    }
-  } else {
-    o.rotationDateVariable = {
-      name: config.rotationDateVariable,
-      status: 'skipped',
-      reason:
-        config.rotationDateVariable === ''
-          ? 'rotation-date-variable is empty'
-          : `the rotation did not succeed (${o.result})`
-    }
-  }
-  if (config.createIssue) {
-    const octokit = createOctokit(config.githubToken)
-    const marker = runIssueMarker(config.owner, config.repo, state.runId)
-    try {
-      // A main step killed while GitHub created its issue left no record of it.
-      let existing = state.issue
-      if (!existing) {
-        try {
-          const found = await findMarkedIssue(octokit, config.owner, config.repo, marker)
-          existing = found ? { number: found.number, url: found.html_url } : undefined
-          if (existing)
-            core.info(`Found this run's issue #${existing.number} (opened by the main step)`)
-        } catch (error) {
-          core.warning(
-            `could not look for an issue the main step may have opened (${describeError(error)}): opening one`
-          )
-        }
-      }
-      if (existing) {
-        o.issue = await updateIssue(octokit, config.owner, config.repo, existing.number, {
-          title: issueTitle(o),
-          body: `${issueBody(o)}\n\n${markerComment(marker)}`
-        })
-        core.info(`Issue #${o.issue.number} now holds the final report: ${o.issue.url}`)
-      } else {
-        const issue = await openIssue(octokit, config.owner, config.repo, {
-          title: issueTitle(o),
-          body: issueBody(o),
-          labels: config.issueLabels,
-          assignees: config.issueAssignees,
-          marker
-        })
-        o.issue = { number: issue.number, url: issue.url }
-        core.info(`Issue #${issue.number}: ${issue.url}`)
-      }
-    } catch (error) {
-      problems.push(`write the report issue: ${describeError(error)}`)
-    }
-  }
-  await writeJobSummary(o)
 }

@@ -2,7 +2,7 @@
 // host's end: pure parts of post/state.ts and post.ts.
 import { describe, expect, it } from '@jest/globals'
 import type { FollowResult } from '../../src/host/sequence.js'
-import { hostEnvAfter, lastKnown } from '../../src/post.js'
+import { hostEnvAfter, lastKnown } from '../../src/post/outcome.js'
 import type { HostEnd } from '../../src/post/host.js'
 import {
   advance,
