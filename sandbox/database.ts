@@ -22,8 +22,8 @@ export function verifyPassword(password: string, stored: string): boolean {
   )
 }
 
-/** Exactly the seed users (admin and user, with their passwords) and no refresh token. */
-export async function reseedDatabase(state: State): Promise<void> {
+/** A connected client of the sandbox database, over loopback (the caller ends it). */
+export async function databaseClient(state: State): Promise<pg.Client> {
   const client = new pg.Client({
     host: '127.0.0.1',
     port: state.postgresPort,
@@ -32,6 +32,12 @@ export async function reseedDatabase(state: State): Promise<void> {
     database: state.postgres.db
   })
   await client.connect()
+  return client
+}
+
+/** Exactly the seed users (admin and user, with their passwords) and no refresh token. */
+export async function reseedDatabase(state: State): Promise<void> {
+  const client = await databaseClient(state)
   try {
     const seeds: Array<[Credentials, string]> = [
       [state.admin, 'ADMIN'],

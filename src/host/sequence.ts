@@ -24,6 +24,7 @@ import {
 } from './plan.js'
 import type { HostSession } from './ssh.js'
 import { resolveTargets } from './resolve-targets.js'
+import { trialRevoke } from './db-trial.js'
 import { inspectSwarm } from './swarm-host.js'
 import { hostSteps, parseSwarmFacts, stackEnv, swarmPreflightProblems } from './swarm.js'
 import type { ServiceKeys } from './targets.js'
@@ -294,7 +295,17 @@ export class HostRotation {
       facts.composeCmd !== 'none' &&
       facts.composeConfigError === undefined
     ) {
-      const check = await this.checkDatabase(facts.composeCmd)
+      const check = await trialRevoke(
+        this.session,
+        c,
+        {
+          script: (command, extra) => this.script(command, extra),
+          command: 'dbcheck',
+          extra: { COMPOSE_CMD: facts.composeCmd },
+          where: `service ${c.postgresService}`
+        },
+        (text) => this.redactHost(text)
+      )
       problems.push(...check.problems)
       database = check.database
     }
@@ -444,36 +455,6 @@ export class HostRotation {
       )
     }
     this.launchedFlag = true
-  }
-
-  /**
-   * Runs the revoke SQL in a transaction that is rolled back, as the user and
-   * database the running postgres container has (unless given), so a wrong
-   * user, database or a typo in revoke-sql is found before anything stops.
-   */
-  private async checkDatabase(
-    composeCmd: string
-  ): Promise<{ problems: string[]; database?: { user: string; db: string } }> {
-    const c = this.config
-    const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`
-    await this.session.writeFiles([
-      { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
-    ])
-    const out = await this.script('dbcheck', {
-      COMPOSE_CMD: composeCmd,
-      POSTGRES_SERVICE: c.postgresService,
-      POSTGRES_USER: c.postgresUser,
-      POSTGRES_DB: c.postgresDb
-    })
-    const field = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1]
-    const user = field('db_user') ?? '?'
-    const db = field('db_name') ?? '?'
-    if (field('db') === 'ok') return { problems: [], database: { user, db } }
-    return {
-      problems: [
-        `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in service ${c.postgresService}: ${this.redactHost(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
-      ]
-    }
   }
 
   /** One `status` question after a lost launch answer: started, not-started or unknown. */

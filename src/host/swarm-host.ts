@@ -2,6 +2,7 @@
 // finds the services that receive a rotated key, checks them against the
 // deployed stack, and tries the revoke SQL in the database task (rolled back).
 import type { Config } from '../config.js'
+import { trialRevoke } from './db-trial.js'
 import type { HostMode } from './plan.js'
 import type { HostSession } from './ssh.js'
 import { readStackFile, swarmTargetProblems, type StackFile, type SwarmFacts } from './swarm.js'
@@ -56,36 +57,18 @@ export async function inspectSwarm(
   })
   let database: { user: string; db: string } | undefined
   if (mode === 'immediate' && swarm.stackServices.includes(c.postgresService)) {
-    const check = await checkSwarmDatabase(session, c, script, redact)
+    const check = await trialRevoke(
+      session,
+      c,
+      {
+        script,
+        command: 'swarm-dbcheck',
+        where: `the task of ${c.stackName}_${c.postgresService}`
+      },
+      redact
+    )
     problems.push(...check.problems)
     database = check.database
   }
   return { problems, targets: stack.targets, variables: stack.variables, database }
-}
-
-/** The revoke SQL in a transaction that is rolled back, in the database task's container. */
-async function checkSwarmDatabase(
-  session: HostSession,
-  c: Config,
-  script: Script,
-  redact: (text: string) => string
-): Promise<{ problems: string[]; database?: { user: string; db: string } }> {
-  const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`
-  await session.writeFiles([
-    { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
-  ])
-  const out = await script('swarm-dbcheck', {
-    POSTGRES_SERVICE: c.postgresService,
-    POSTGRES_USER: c.postgresUser,
-    POSTGRES_DB: c.postgresDb
-  })
-  const field = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1]
-  const user = field('db_user') ?? '?'
-  const db = field('db_name') ?? '?'
-  if (field('db') === 'ok') return { problems: [], database: { user, db } }
-  return {
-    problems: [
-      `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in the task of ${c.stackName}_${c.postgresService}: ${redact(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
-    ]
-  }
 }

@@ -5,7 +5,13 @@ import { parseDocument } from 'yaml'
 import type { Config } from '../config.js'
 import { parseEnv } from './dotenv.js'
 import { preflightProblems, shellQuote, stepsFor, type HostFacts, type HostMode } from './plan.js'
-import { describeTargets, isRotatedEnvFile, targetProblems, type ServiceKeys } from './targets.js'
+import {
+  describeTargets,
+  isRotatedEnvFile,
+  ServiceKeyCollector,
+  targetProblems,
+  type ServiceKeys
+} from './targets.js'
 
 /**
  * The host steps of target swarm. The revoke comes once the new tasks run:
@@ -105,7 +111,6 @@ export function readStackFile(
   const services = plain?.services
   if (services === null || typeof services !== 'object' || Array.isArray(services))
     throw new Error('it has no services: mapping')
-  const rotated = new Set(options.rotatedKeys)
   const variables = new Set<string>()
   for (const text of strings(plain)) {
     for (const name of referencedVariables(text)) variables.add(name)
@@ -116,59 +121,31 @@ export function readStackFile(
     names.push(service)
     const definition = value as Record<string, Plain> | null
     if (definition === null || typeof definition !== 'object') continue
-    const keys = new Set<string>()
-    const previous = new Set<string>()
-    const via = new Map<string, Set<string>>()
-    const note = (where: string, what: string): void => {
-      if (!via.has(where)) via.set(where, new Set())
-      ;(via.get(where) as Set<string>).add(what)
-    }
-    const receive = (key: string, where: string, what: string): void => {
-      if (rotated.has(key)) {
-        keys.add(key)
-        note(where, what)
-      } else if (key.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
-        previous.add(key.slice(0, -9))
-      }
-    }
+    const collector = new ServiceKeyCollector(options.rotatedKeys)
     const files = envFiles(definition.env_file)
     const loadsRotated = files.some((f) =>
       isRotatedEnvFile(f, options.composeFile, options.envFile)
     )
-    if (loadsRotated) {
-      for (const key of rotated) {
-        keys.add(key)
-        previous.add(key)
-      }
-      via.set(`env_file ${options.envFile}`, new Set())
-    }
+    if (loadsRotated) collector.loadsEnvFile(options.envFile)
     for (const [field, value] of Object.entries(definition)) {
       if (field === 'environment') {
         for (const [name, text] of environmentPairs(value)) {
           if (text === null) {
             variables.add(name)
-            receive(name, 'environment', name)
+            collector.receive(name, 'environment', name)
             continue
           }
           for (const key of referencedVariables(text))
-            receive(key, 'environment', name === key ? name : `${name} (${key})`)
+            collector.receive(key, 'environment', name === key ? name : `${name} (${key})`)
         }
         continue
       }
       for (const text of strings(value)) {
-        for (const key of referencedVariables(text)) receive(key, field, key)
+        for (const key of referencedVariables(text)) collector.receive(key, field, key)
       }
     }
-    if (keys.size === 0) continue
-    targets.push({
-      service,
-      keys: options.rotatedKeys.filter((k) => keys.has(k)),
-      previous: options.rotatedKeys.filter((k) => previous.has(k) && keys.has(k)),
-      reasons: [...via].map(([where, set]) =>
-        set.size > 0 ? `${where} ${[...set].join(', ')}` : where
-      ),
-      otherEnvFile: files.length > 0 && !loadsRotated
-    })
+    const target = collector.result(service, files.length > 0 && !loadsRotated)
+    if (target) targets.push(target)
   }
   return { services: names, targets, variables: [...variables].sort() }
 }

@@ -110,6 +110,53 @@ export interface ServiceKeys {
   otherEnvFile: boolean
 }
 
+/** What one service receives of the rotated keys, and where from (compose and stack files alike). */
+export class ServiceKeyCollector {
+  private readonly rotated: Set<string>
+  private readonly keys = new Set<string>()
+  private readonly previous = new Set<string>()
+  private readonly via = new Map<string, Set<string>>() // where → what
+
+  constructor(private readonly rotatedKeys: string[]) {
+    this.rotated = new Set(rotatedKeys)
+  }
+
+  /** A variable the service's `where` field uses (`what` names it in the reasons). */
+  receive(key: string | undefined, where: string, what: string): void {
+    if (key === undefined) return
+    if (this.rotated.has(key)) {
+      this.keys.add(key)
+      if (!this.via.has(where)) this.via.set(where, new Set())
+      ;(this.via.get(where) as Set<string>).add(what)
+    } else if (key.endsWith('_PREVIOUS') && this.rotated.has(key.slice(0, -9))) {
+      this.previous.add(key.slice(0, -9))
+    }
+  }
+
+  /** The service loads the rotated .env itself: every key, and its _PREVIOUS. */
+  loadsEnvFile(envFile: string): void {
+    for (const key of this.rotated) {
+      this.keys.add(key)
+      this.previous.add(key)
+    }
+    this.via.set(`env_file ${envFile}`, new Set())
+  }
+
+  /** Undefined when the service receives no rotated key. */
+  result(service: string, otherEnvFile: boolean): ServiceKeys | undefined {
+    if (this.keys.size === 0) return undefined
+    return {
+      service,
+      keys: this.rotatedKeys.filter((k) => this.keys.has(k)),
+      previous: this.rotatedKeys.filter((k) => this.previous.has(k) && this.keys.has(k)),
+      reasons: [...this.via].map(([where, set]) =>
+        set.size > 0 ? `${where} ${[...set].join(', ')}` : where
+      ),
+      otherEnvFile
+    }
+  }
+}
+
 export interface Targets {
   /** Every service in the compose file. */
   services: string[]
@@ -134,27 +181,14 @@ export function findTargets(
   const resolved = servicesOf(resolvedYaml)
   const raw = servicesOf(rawComposeYaml)
   const names = Object.keys(raw).length > 0 ? Object.keys(raw) : Object.keys(resolved)
-  const rotated = new Set(options.rotatedKeys)
   const targets: ServiceKeys[] = []
   for (const service of names) {
     const envFiles = envFilesOf(raw[service] ?? {})
     const loadsRotated = envFiles.some((f) =>
       isRotatedEnvFile(f, options.composeFile, options.envFile)
     )
-    const keys = new Set<string>()
-    const previous = new Set<string>()
-    const via = new Map<string, Set<string>>() // where → keys
-    const note = (where: string, key: string): void => {
-      if (!via.has(where)) via.set(where, new Set())
-      ;(via.get(where) as Set<string>).add(key)
-    }
-    if (loadsRotated) {
-      for (const key of rotated) {
-        keys.add(key)
-        previous.add(key)
-      }
-      via.set(`env_file ${options.envFile}`, new Set())
-    }
+    const collector = new ServiceKeyCollector(options.rotatedKeys)
+    if (loadsRotated) collector.loadsEnvFile(options.envFile)
     const definition = resolved[service] ?? {}
     for (const [field, value] of Object.entries(definition)) {
       if (field === 'environment' && value !== null && typeof value === 'object') {
@@ -164,36 +198,18 @@ export function findTargets(
         for (const [name, text] of entries) {
           for (const marker of String(text ?? '').match(MARKER) ?? []) {
             const key = options.keyOf[marker]
-            if (rotated.has(key)) {
-              keys.add(key)
-              note('environment', name === key ? name : `${name} (${key})`)
-            } else if (key?.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
-              previous.add(key.slice(0, -9))
-            }
+            collector.receive(key, 'environment', name === key ? name : `${name} (${key})`)
           }
         }
         continue
       }
       for (const marker of JSON.stringify(value).match(MARKER) ?? []) {
         const key = options.keyOf[marker]
-        if (rotated.has(key)) {
-          keys.add(key)
-          note(field, key)
-        } else if (key?.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
-          previous.add(key.slice(0, -9))
-        }
+        collector.receive(key, field, key)
       }
     }
-    if (keys.size === 0) continue
-    targets.push({
-      service,
-      keys: options.rotatedKeys.filter((k) => keys.has(k)),
-      previous: options.rotatedKeys.filter((k) => previous.has(k) && keys.has(k)),
-      reasons: [...via].map(([where, set]) =>
-        set.size > 0 ? `${where} ${[...set].join(', ')}` : where
-      ),
-      otherEnvFile: envFiles.length > 0 && !loadsRotated
-    })
+    const target = collector.result(service, envFiles.length > 0 && !loadsRotated)
+    if (target) targets.push(target)
   }
   return { services: names, targets }
 }
