@@ -3,11 +3,23 @@
 // and checks each request against GitHub's OpenAPI description. It logs
 // nothing, least of all plaintext.
 
-import { randomInt } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import sodium from 'libsodium-wrappers'
+import {
+  DOCS,
+  error,
+  HttpError,
+  notFound,
+  now,
+  page,
+  type Answer,
+  type Handler,
+  type Pager
+} from './http.js'
+import { IssueStore, type IssueRecord } from './issues.js'
 import { OpenApi, type Route } from './openapi.js'
+import { SecretScopes } from './secrets.js'
 
 export type Permission = 'secrets' | 'environments' | 'variables' | 'issues'
 
@@ -44,15 +56,7 @@ export interface StandIn {
   secrets(scope: string): Map<string, string>
   secretWrites: Array<{ scope: string; name: string; at: number }>
   variables: Map<string, string>
-  issues: Array<{
-    number: number
-    title: string
-    body: string
-    labels: string[]
-    assignees: string[]
-    /** How many times PATCH changed it. */
-    updates?: number
-  }>
+  issues: IssueRecord[]
   labels: Set<string>
   requests: Array<{ method: string; path: string; status: number }>
   /** Responses of implemented operations that broke their OpenAPI schema (validateResponses). */
@@ -85,43 +89,11 @@ export interface StandIn {
   stop(): Promise<void>
 }
 
-interface Scope {
-  label: string
-  keyId: string
-  publicKey: Uint8Array
-  privateKey: Uint8Array
-  secrets: Map<string, { value: string; createdAt: string; updatedAt: string }>
-}
-
 interface Variable {
   value: string
   createdAt: string
   updatedAt: string
 }
-
-const DOCS = 'https://docs.github.com/rest'
-
-class HttpError extends Error {
-  route?: Route
-  constructor(
-    readonly status: number,
-    readonly body: Record<string, unknown>,
-    readonly headers: Record<string, string> = {}
-  ) {
-    super(String(body.message))
-  }
-}
-
-function error(status: number, message: string, extra: Record<string, unknown> = {}): HttpError {
-  return new HttpError(status, {
-    message,
-    documentation_url: DOCS,
-    status: String(status),
-    ...extra
-  })
-}
-
-const notFound = (): HttpError => error(404, 'Not Found')
 
 function permissionFor(route: Route): Permission | undefined {
   const t = route.template
@@ -135,35 +107,16 @@ function permissionFor(route: Route): Permission | undefined {
   return undefined
 }
 
-const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-
 export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn> {
   await sodium.ready
   const openapi = OpenApi.load()
-  const scopes = new Map<string, Scope>()
-  const makeScope = (label: string): void => {
-    const pair = sodium.crypto_box_keypair()
-    let keyId: string
-    do keyId = String(randomInt(1e9, 2 ** 47)) + String(randomInt(1e5, 1e6))
-    while ([...scopes.values()].some((s) => s.keyId === keyId))
-    scopes.set(label, {
-      label,
-      keyId,
-      publicKey: pair.publicKey,
-      privateKey: pair.privateKey,
-      secrets: new Map()
-    })
-  }
-  makeScope('repository')
-  for (const env of opts.environments) makeScope(`environment:${env}`)
+  const scopes = new SecretScopes()
+  scopes.add('repository')
+  for (const env of opts.environments) scopes.add(`environment:${env}`)
   const environmentIds = new Map(opts.environments.map((e, i) => [e, 161088000 + i]))
-  const assignable = new Set((opts.assignableUsers ?? [opts.owner]).map((u) => u.toLowerCase()))
 
   const variables = new Map<string, Variable>()
   const variableView = new Map<string, string>()
-  const secretWrites: StandIn['secretWrites'] = []
-  const issues: StandIn['issues'] = []
-  const labels = new Set<string>()
   const requests: StandIn['requests'] = []
   const responseProblems: string[] = []
   let faults: Array<Fault & { left: number }> = []
@@ -171,13 +124,8 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
   const revoked = new Set<string>()
   let latencyMs = 0
   let url = ''
-
-  const scopeOf = (route: Route): Scope => {
-    const env = route.params.environment_name
-    const scope = scopes.get(env === undefined ? 'repository' : `environment:${env}`)
-    if (scope === undefined) throw notFound()
-    return scope
-  }
+  const pager: Pager = (request, all, key) => page(url, request, all, key)
+  const issueStore = new IssueStore(openapi, opts, () => url)
 
   const authorize = (req: IncomingMessage, route: Route): void => {
     const header = req.headers.authorization ?? ''
@@ -205,11 +153,21 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
     }
   }
 
-  type Answer = { status: number; body?: unknown; headers?: Record<string, string> }
-  const handlers: Record<
-    string,
-    (route: Route, body: Record<string, unknown>, request: URL) => Answer
-  > = {
+  /** An environment as GitHub answers it (the documented example, filled in). */
+  const environmentBody = (name: string, id: number): Record<string, unknown> =>
+    Object.assign(
+      openapi.example('GET', '/repos/{owner}/{repo}/environments/{environment_name}', 200),
+      {
+        id,
+        name,
+        url: `${url}/repos/${opts.owner}/${opts.repo}/environments/${encodeURIComponent(name)}`,
+        html_url: `${url}/${opts.owner}/${opts.repo}/deployments/activity_log?environments_filter=${encodeURIComponent(name)}`
+      }
+    )
+
+  const handlers: Record<string, Handler> = {
+    ...scopes.handlers(pager),
+    ...issueStore.handlers(pager),
     'GET /repos/{owner}/{repo}': () => {
       const repo = openapi.example('GET', '/repos/{owner}/{repo}', 200)
       const owner = repo.owner as Record<string, unknown>
@@ -234,54 +192,12 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
       const name = route.params.environment_name
       const id = environmentIds.get(name)
       if (id === undefined) throw notFound()
-      const env = openapi.example(
-        'GET',
-        '/repos/{owner}/{repo}/environments/{environment_name}',
-        200
-      )
-      Object.assign(env, {
-        id,
-        name,
-        url: `${url}/repos/${opts.owner}/${opts.repo}/environments/${encodeURIComponent(name)}`,
-        html_url: `${url}/${opts.owner}/${opts.repo}/deployments/activity_log?environments_filter=${encodeURIComponent(name)}`
-      })
-      return { status: 200, body: env }
+      return { status: 200, body: environmentBody(name, id) }
     },
-    'GET /repos/{owner}/{repo}/actions/secrets/public-key': (route) => publicKeyOf(scopeOf(route)),
-    'GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key': (route) =>
-      publicKeyOf(scopeOf(route)),
-    'PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}': (route, body) =>
-      putSecret(route, body),
-    'PUT /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}': (
-      route,
-      body
-    ) => putSecret(route, body),
-    'GET /repos/{owner}/{repo}/actions/secrets/{secret_name}': (route) => getSecret(route),
-    'GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}': (route) =>
-      getSecret(route),
-    'DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}': (route) => deleteSecret(route),
-    'DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}': (route) =>
-      deleteSecret(route),
     'GET /repos/{owner}/{repo}/environments': (_route, _body, request) => {
-      const all = [...environmentIds].map(([name, id]) => {
-        const env = openapi.example(
-          'GET',
-          '/repos/{owner}/{repo}/environments/{environment_name}',
-          200
-        )
-        return Object.assign(env, {
-          id,
-          name,
-          url: `${url}/repos/${opts.owner}/${opts.repo}/environments/${encodeURIComponent(name)}`,
-          html_url: `${url}/${opts.owner}/${opts.repo}/deployments/activity_log?environments_filter=${encodeURIComponent(name)}`
-        })
-      })
-      return page(request, all, 'environments')
+      const all = [...environmentIds].map(([name, id]) => environmentBody(name, id))
+      return pager(request, all, 'environments')
     },
-    'GET /repos/{owner}/{repo}/actions/secrets': (route, _body, request) =>
-      secretList(route, request),
-    'GET /repos/{owner}/{repo}/environments/{environment_name}/secrets': (route, _body, request) =>
-      secretList(route, request),
     'GET /repos/{owner}/{repo}/actions/organization-secrets': (_route, _body, request) => {
       const t = '2025-01-10T10:00:00Z'
       const all = [...orgSecrets].map(([name, visibility]) => ({
@@ -290,16 +206,7 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
         updated_at: t,
         visibility
       }))
-      return page(request, all, 'secrets')
-    },
-    'GET /repos/{owner}/{repo}/issues': (_route, _body, request) => {
-      const state = request.searchParams.get('state') ?? 'open'
-      const all = issues
-        .filter(() => state === 'all' || state === 'open')
-        .slice()
-        .reverse()
-        .map((record) => issueBody(record))
-      return page(request, all)
+      return pager(request, all, 'secrets')
     },
     'GET /repos/{owner}/{repo}/actions/variables/{name}': (route) => {
       const name = route.params.name.toUpperCase()
@@ -329,186 +236,7 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
       variables.set(newName, { value, createdAt: v.createdAt, updatedAt: now() })
       variableView.set(newName, value)
       return { status: 204 }
-    },
-    'POST /repos/{owner}/{repo}/issues': (_route, body) => {
-      const assignees = [
-        ...((body.assignees as string[] | undefined) ?? []),
-        ...(typeof body.assignee === 'string' ? [body.assignee] : [])
-      ]
-      const invalid = assignees.filter((a) => !assignable.has(a.toLowerCase()))
-      if (invalid.length > 0) {
-        throw error(422, 'Validation Failed', {
-          errors: invalid.map((value) => ({
-            value,
-            resource: 'Issue',
-            field: 'assignees',
-            code: 'invalid'
-          }))
-        })
-      }
-      const labelNames = ((body.labels as Array<string | { name?: string }> | undefined) ?? []).map(
-        (l) => (typeof l === 'string' ? l : (l.name ?? ''))
-      )
-      for (const l of labelNames) labels.add(l) // GitHub creates unknown labels silently
-      const number = issues.length + 1
-      const record = {
-        number,
-        title: String(body.title),
-        body: String(body.body ?? ''),
-        labels: labelNames,
-        assignees
-      }
-      issues.push(record)
-      return { status: 201, body: issueBody(record), headers: { location: issueApiUrl(number) } }
-    },
-    'PATCH /repos/{owner}/{repo}/issues/{issue_number}': (route, body) => {
-      const record = issues.find((i) => String(i.number) === route.params.issue_number)
-      if (record === undefined) throw notFound()
-      if (typeof body.title === 'string') record.title = body.title
-      if (typeof body.body === 'string') record.body = body.body
-      record.updates = (record.updates ?? 0) + 1
-      return { status: 200, body: issueBody(record) }
     }
-  }
-
-  const issueApiUrl = (n: number): string => `${url}/repos/${opts.owner}/${opts.repo}/issues/${n}`
-  const issueBody = (record: StandIn['issues'][number]): unknown => {
-    const issue = openapi.example('POST', '/repos/{owner}/{repo}/issues', 201)
-    const user = issue.user as Record<string, unknown>
-    const person = (login: string, id: number): Record<string, unknown> => ({
-      ...user,
-      login,
-      id,
-      html_url: `${url}/${login}`
-    })
-    const t = now()
-    Object.assign(issue, {
-      id: 1000 + record.number,
-      number: record.number,
-      title: record.title,
-      body: record.body,
-      state: 'open',
-      url: issueApiUrl(record.number),
-      repository_url: `${url}/repos/${opts.owner}/${opts.repo}`,
-      html_url: `${url}/${opts.owner}/${opts.repo}/issues/${record.number}`,
-      labels: record.labels.map((name, i) => ({
-        id: 208045946 + i,
-        node_id: 'MDU6TGFiZWwyMDgwNDU5NDY=',
-        url: `${url}/repos/${opts.owner}/${opts.repo}/labels/${encodeURIComponent(name)}`,
-        name,
-        description: null,
-        color: 'ededed',
-        default: false
-      })),
-      assignee: record.assignees.length > 0 ? person(record.assignees[0], 2) : null,
-      assignees: record.assignees.map((login, i) => person(login, 2 + i)),
-      user: person(opts.owner, 1),
-      milestone: null,
-      pull_request: undefined,
-      closed_at: null,
-      closed_by: null,
-      comments: 0,
-      created_at: t,
-      updated_at: t
-    })
-    return JSON.parse(JSON.stringify(issue))
-  }
-
-  /** One page the way GitHub pages: per_page (≤ 100, default 30), page, and a Link header. */
-  const page = (request: URL, all: unknown[], key?: string): Answer => {
-    const query = request.searchParams
-    const perPage = Number(query.get('per_page') ?? '30')
-    const number = Number(query.get('page') ?? '1')
-    if (!Number.isInteger(perPage) || perPage < 1 || perPage > 100) {
-      throw error(422, 'Invalid request.\n\nper_page must be an integer from 1 to 100.')
-    }
-    if (!Number.isInteger(number) || number < 1)
-      throw error(422, 'Invalid request.\n\npage must be a positive integer.')
-    const items = all.slice((number - 1) * perPage, number * perPage)
-    const last = Math.max(1, Math.ceil(all.length / perPage))
-    const link = (n: number, rel: string): string => {
-      const target = new URL(`${url}${request.pathname}`)
-      target.searchParams.set('per_page', String(perPage))
-      target.searchParams.set('page', String(n))
-      return `<${target.toString()}>; rel="${rel}"`
-    }
-    const links = [
-      ...(number < last ? [link(number + 1, 'next'), link(last, 'last')] : []),
-      ...(number > 1 ? [link(1, 'first'), link(number - 1, 'prev')] : [])
-    ]
-    return {
-      status: 200,
-      body: key === undefined ? items : { total_count: all.length, [key]: items },
-      headers: links.length > 0 ? { link: links.join(', ') } : {}
-    }
-  }
-
-  const secretList = (route: Route, request: URL): Answer => {
-    const scope = scopeOf(route)
-    const all = [...scope.secrets].map(([name, s]) => ({
-      name,
-      created_at: s.createdAt,
-      updated_at: s.updatedAt
-    }))
-    return page(request, all, 'secrets')
-  }
-
-  const publicKeyOf = (scope: Scope): Answer => ({
-    status: 200,
-    body: {
-      key_id: scope.keyId,
-      key: sodium.to_base64(scope.publicKey, sodium.base64_variants.ORIGINAL)
-    }
-  })
-
-  const putSecret = (route: Route, body: Record<string, unknown>): Answer => {
-    const scope = scopeOf(route)
-    const name = route.params.secret_name.toUpperCase()
-    if (!/^[A-Z_][A-Z0-9_]*$/.test(name) || name.startsWith('GITHUB_')) {
-      throw error(
-        422,
-        'Invalid request.\n\nSecret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_), must not start with a number or GITHUB_.'
-      )
-    }
-    if (body.key_id !== scope.keyId) {
-      throw error(
-        422,
-        `Invalid request.\n\nkey_id does not match the current public key of the ${scope.label} scope.`
-      )
-    }
-    let value: string
-    try {
-      const opened = sodium.crypto_box_seal_open(
-        sodium.from_base64(String(body.encrypted_value), sodium.base64_variants.ORIGINAL),
-        scope.publicKey,
-        scope.privateKey
-      )
-      value = new TextDecoder('utf-8', { fatal: true }).decode(opened)
-    } catch {
-      throw error(
-        422,
-        `Invalid request.\n\nencrypted_value could not be decrypted with the ${scope.label} scope's key.`
-      )
-    }
-    const existing = scope.secrets.get(name)
-    const t = now()
-    scope.secrets.set(name, { value, createdAt: existing?.createdAt ?? t, updatedAt: t })
-    secretWrites.push({ scope: scope.label, name, at: Date.now() })
-    return existing ? { status: 204 } : { status: 201, body: {} }
-  }
-
-  const getSecret = (route: Route): Answer => {
-    const scope = scopeOf(route)
-    const name = route.params.secret_name.toUpperCase()
-    const s = scope.secrets.get(name)
-    if (s === undefined) throw notFound()
-    return { status: 200, body: { name, created_at: s.createdAt, updated_at: s.updatedAt } }
-  }
-
-  const deleteSecret = (route: Route): Answer => {
-    const scope = scopeOf(route)
-    if (!scope.secrets.delete(route.params.secret_name.toUpperCase())) throw notFound()
-    return { status: 204 }
   }
 
   const readBody = async (req: IncomingMessage): Promise<string> => {
@@ -646,76 +374,43 @@ export async function startGitHubStandIn(opts: StandInOptions): Promise<StandIn>
   })
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
-  const scopeNamed = (label: string): Scope => {
-    const scope = scopes.get(label)
-    if (scope === undefined) throw new Error(`the stand-in has no scope ${label}`)
-    return scope
-  }
-
   return {
     url,
-    secrets: (label) => {
-      const scope = scopeNamed(label)
-      const view = new Map([...scope.secrets].map(([n, s]) => [n, s.value]))
-      // set(), delete() and clear() write through, so a test can seed the values a team would hold
-      // (not an API write: secretWrites is left alone).
-      Object.defineProperty(view, 'set', {
-        enumerable: false,
-        value: (name: string, value: string) => {
-          const existing = scope.secrets.get(name)
-          const t = now()
-          scope.secrets.set(name, { value, createdAt: existing?.createdAt ?? t, updatedAt: t })
-          return Map.prototype.set.call(view, name, value)
-        }
-      })
-      Object.defineProperty(view, 'delete', {
-        enumerable: false,
-        value: (name: string) => scope.secrets.delete(name) && Map.prototype.delete.call(view, name)
-      })
-      Object.defineProperty(view, 'clear', {
-        enumerable: false,
-        value: () => {
-          scope.secrets.clear()
-          Map.prototype.clear.call(view)
-        }
-      })
-      return view
-    },
-    secretWrites,
+    secrets: (label) => scopes.view(label),
+    secretWrites: scopes.writes,
     variables: variableView,
-    issues,
-    labels,
+    issues: issueStore.issues,
+    labels: issueStore.labels,
     requests,
     responseProblems,
-    keyId: (label) => scopeNamed(label).keyId,
+    keyId: (label) => scopes.named(label).keyId,
     addEnvironment(name) {
       if (environmentIds.has(name)) return
-      makeScope(`environment:${name}`)
+      scopes.add(`environment:${name}`)
       environmentIds.set(name, 161088000 + environmentIds.size)
     },
     clearSecrets() {
-      for (const scope of scopes.values()) scope.secrets.clear()
+      scopes.clearAll()
     },
     orgSecrets,
     revokeToken(token) {
       revoked.add(token)
     },
     reset() {
-      for (const label of [...scopes.keys()]) {
+      for (const label of scopes.labels()) {
         const env = label.replace(/^environment:/, '')
         if (label !== 'repository' && !opts.environments.includes(env)) {
-          scopes.delete(label)
+          scopes.remove(label)
           environmentIds.delete(env)
         }
       }
-      for (const scope of scopes.values()) scope.secrets.clear()
+      scopes.clearAll()
       orgSecrets.clear()
       revoked.clear()
       faults = []
       latencyMs = 0
     },
-    publicKey: (label) =>
-      sodium.to_base64(scopeNamed(label).publicKey, sodium.base64_variants.ORIGINAL),
+    publicKey: (label) => scopes.publicKey(label),
     inject(fault) {
       if ('latencyMs' in fault) latencyMs = fault.latencyMs
       else faults.push({ ...fault, left: fault.times ?? Infinity })
