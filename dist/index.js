@@ -29171,8 +29171,6 @@ function saveState(name, value) {
     issueCommand('save-state', { name }, toCommandValue(value));
 }
 
-// Inputs → one typed, validated config. Nothing here contacts anything: every
-// bad input is refused before the first network call.
 class ConfigError extends Error {
     input;
     constructor(input, message) {
@@ -29345,6 +29343,9 @@ function reason(read) {
     }
     return value;
 }
+
+// Inputs → one typed, validated config. Nothing here contacts anything: every
+// bad input is refused before the first network call.
 /** The deploy directory's name as compose derives a project name from it. */
 function defaultStackName(deployPath) {
     const base = deployPath.replace(/\/+$/, '').split('/').pop() ?? '';
@@ -47662,6 +47663,52 @@ function isRotatedEnvFile(entry, composeFile, envFile) {
     const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(composeFile), entry));
     return resolved === path.posix.normalize(envFile);
 }
+/** What one service receives of the rotated keys, and where from (compose and stack files alike). */
+class ServiceKeyCollector {
+    rotatedKeys;
+    rotated;
+    keys = new Set();
+    previous = new Set();
+    via = new Map(); // where → what
+    constructor(rotatedKeys) {
+        this.rotatedKeys = rotatedKeys;
+        this.rotated = new Set(rotatedKeys);
+    }
+    /** A variable the service's `where` field uses (`what` names it in the reasons). */
+    receive(key, where, what) {
+        if (key === undefined)
+            return;
+        if (this.rotated.has(key)) {
+            this.keys.add(key);
+            if (!this.via.has(where))
+                this.via.set(where, new Set());
+            this.via.get(where).add(what);
+        }
+        else if (key.endsWith('_PREVIOUS') && this.rotated.has(key.slice(0, -9))) {
+            this.previous.add(key.slice(0, -9));
+        }
+    }
+    /** The service loads the rotated .env itself: every key, and its _PREVIOUS. */
+    loadsEnvFile(envFile) {
+        for (const key of this.rotated) {
+            this.keys.add(key);
+            this.previous.add(key);
+        }
+        this.via.set(`env_file ${envFile}`, new Set());
+    }
+    /** Undefined when the service receives no rotated key. */
+    result(service, otherEnvFile) {
+        if (this.keys.size === 0)
+            return undefined;
+        return {
+            service,
+            keys: this.rotatedKeys.filter((k) => this.keys.has(k)),
+            previous: this.rotatedKeys.filter((k) => this.previous.has(k) && this.keys.has(k)),
+            reasons: [...this.via].map(([where, set]) => set.size > 0 ? `${where} ${[...set].join(', ')}` : where),
+            otherEnvFile
+        };
+    }
+}
 /**
  * Reads the resolved configuration (marker .env, env_file stripped) and the
  * raw compose file; returns the services that receive a rotated key, and how.
@@ -47670,26 +47717,13 @@ function findTargets(resolvedYaml, rawComposeYaml, options) {
     const resolved = servicesOf(resolvedYaml);
     const raw = servicesOf(rawComposeYaml);
     const names = Object.keys(raw).length > 0 ? Object.keys(raw) : Object.keys(resolved);
-    const rotated = new Set(options.rotatedKeys);
     const targets = [];
     for (const service of names) {
         const envFiles = envFilesOf(raw[service] ?? {});
         const loadsRotated = envFiles.some((f) => isRotatedEnvFile(f, options.composeFile, options.envFile));
-        const keys = new Set();
-        const previous = new Set();
-        const via = new Map(); // where → keys
-        const note = (where, key) => {
-            if (!via.has(where))
-                via.set(where, new Set());
-            via.get(where).add(key);
-        };
-        if (loadsRotated) {
-            for (const key of rotated) {
-                keys.add(key);
-                previous.add(key);
-            }
-            via.set(`env_file ${options.envFile}`, new Set());
-        }
+        const collector = new ServiceKeyCollector(options.rotatedKeys);
+        if (loadsRotated)
+            collector.loadsEnvFile(options.envFile);
         const definition = resolved[service] ?? {};
         for (const [field, value] of Object.entries(definition)) {
             if (field === 'environment' && value !== null && typeof value === 'object') {
@@ -47699,37 +47733,19 @@ function findTargets(resolvedYaml, rawComposeYaml, options) {
                 for (const [name, text] of entries) {
                     for (const marker of String(text ?? '').match(MARKER) ?? []) {
                         const key = options.keyOf[marker];
-                        if (rotated.has(key)) {
-                            keys.add(key);
-                            note('environment', name === key ? name : `${name} (${key})`);
-                        }
-                        else if (key?.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
-                            previous.add(key.slice(0, -9));
-                        }
+                        collector.receive(key, 'environment', name === key ? name : `${name} (${key})`);
                     }
                 }
                 continue;
             }
             for (const marker of JSON.stringify(value).match(MARKER) ?? []) {
                 const key = options.keyOf[marker];
-                if (rotated.has(key)) {
-                    keys.add(key);
-                    note(field, key);
-                }
-                else if (key?.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
-                    previous.add(key.slice(0, -9));
-                }
+                collector.receive(key, field, key);
             }
         }
-        if (keys.size === 0)
-            continue;
-        targets.push({
-            service,
-            keys: options.rotatedKeys.filter((k) => keys.has(k)),
-            previous: options.rotatedKeys.filter((k) => previous.has(k) && keys.has(k)),
-            reasons: [...via].map(([where, set]) => set.size > 0 ? `${where} ${[...set].join(', ')}` : where),
-            otherEnvFile: envFiles.length > 0 && !loadsRotated
-        });
+        const target = collector.result(service, envFiles.length > 0 && !loadsRotated);
+        if (target)
+            targets.push(target);
     }
     return { services: names, targets };
 }
@@ -47820,6 +47836,29 @@ async function resolveTargets(session, config, envText, rotatedKeys, script) {
     return { targets: found.targets, services: found.services, problems };
 }
 
+async function trialRevoke(session, c, run, redact) {
+    const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`;
+    await session.writeFiles([
+        { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
+    ]);
+    const out = await run.script(run.command, {
+        ...run.extra,
+        POSTGRES_SERVICE: c.postgresService,
+        POSTGRES_USER: c.postgresUser,
+        POSTGRES_DB: c.postgresDb
+    });
+    const field = (name) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1];
+    const user = field('db_user') ?? '?';
+    const db = field('db_name') ?? '?';
+    if (field('db') === 'ok')
+        return { problems: [], database: { user, db } };
+    return {
+        problems: [
+            `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in ${run.where}: ${redact(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
+        ]
+    };
+}
+
 // target: swarm (pure): the host steps, which services of the stack file
 // receive a rotated key, the staged environment `docker stack deploy` reads
 // its values from, and what preflight refuses. docs/ENGINES.md tells the story.
@@ -47903,7 +47942,6 @@ function readStackFile(yaml, options) {
     const services = plain?.services;
     if (services === null || typeof services !== 'object' || Array.isArray(services))
         throw new Error('it has no services: mapping');
-    const rotated = new Set(options.rotatedKeys);
     const variables = new Set();
     for (const text of strings(plain)) {
         for (const name of referencedVariables(text))
@@ -47916,59 +47954,32 @@ function readStackFile(yaml, options) {
         const definition = value;
         if (definition === null || typeof definition !== 'object')
             continue;
-        const keys = new Set();
-        const previous = new Set();
-        const via = new Map();
-        const note = (where, what) => {
-            if (!via.has(where))
-                via.set(where, new Set());
-            via.get(where).add(what);
-        };
-        const receive = (key, where, what) => {
-            if (rotated.has(key)) {
-                keys.add(key);
-                note(where, what);
-            }
-            else if (key.endsWith('_PREVIOUS') && rotated.has(key.slice(0, -9))) {
-                previous.add(key.slice(0, -9));
-            }
-        };
+        const collector = new ServiceKeyCollector(options.rotatedKeys);
         const files = envFiles(definition.env_file);
         const loadsRotated = files.some((f) => isRotatedEnvFile(f, options.composeFile, options.envFile));
-        if (loadsRotated) {
-            for (const key of rotated) {
-                keys.add(key);
-                previous.add(key);
-            }
-            via.set(`env_file ${options.envFile}`, new Set());
-        }
+        if (loadsRotated)
+            collector.loadsEnvFile(options.envFile);
         for (const [field, value] of Object.entries(definition)) {
             if (field === 'environment') {
                 for (const [name, text] of environmentPairs(value)) {
                     if (text === null) {
                         variables.add(name);
-                        receive(name, 'environment', name);
+                        collector.receive(name, 'environment', name);
                         continue;
                     }
                     for (const key of referencedVariables(text))
-                        receive(key, 'environment', name === key ? name : `${name} (${key})`);
+                        collector.receive(key, 'environment', name === key ? name : `${name} (${key})`);
                 }
                 continue;
             }
             for (const text of strings(value)) {
                 for (const key of referencedVariables(text))
-                    receive(key, field, key);
+                    collector.receive(key, field, key);
             }
         }
-        if (keys.size === 0)
-            continue;
-        targets.push({
-            service,
-            keys: options.rotatedKeys.filter((k) => keys.has(k)),
-            previous: options.rotatedKeys.filter((k) => previous.has(k) && keys.has(k)),
-            reasons: [...via].map(([where, set]) => set.size > 0 ? `${where} ${[...set].join(', ')}` : where),
-            otherEnvFile: files.length > 0 && !loadsRotated
-        });
+        const target = collector.result(service, files.length > 0 && !loadsRotated);
+        if (target)
+            targets.push(target);
     }
     return { services: names, targets, variables: [...variables].sort() };
 }
@@ -48133,33 +48144,15 @@ async function inspectSwarm(session, config, swarm, rotatedKeys, mode, script, r
     });
     let database;
     if (mode === 'immediate' && swarm.stackServices.includes(c.postgresService)) {
-        const check = await checkSwarmDatabase(session, c, script, redact);
+        const check = await trialRevoke(session, c, {
+            script,
+            command: 'swarm-dbcheck',
+            where: `the task of ${c.stackName}_${c.postgresService}`
+        }, redact);
         problems.push(...check.problems);
         database = check.database;
     }
     return { problems, targets: stack.targets, variables: stack.variables, database };
-}
-/** The revoke SQL in a transaction that is rolled back, in the database task's container. */
-async function checkSwarmDatabase(session, c, script, redact) {
-    const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`;
-    await session.writeFiles([
-        { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
-    ]);
-    const out = await script('swarm-dbcheck', {
-        POSTGRES_SERVICE: c.postgresService,
-        POSTGRES_USER: c.postgresUser,
-        POSTGRES_DB: c.postgresDb
-    });
-    const field = (name) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1];
-    const user = field('db_user') ?? '?';
-    const db = field('db_name') ?? '?';
-    if (field('db') === 'ok')
-        return { problems: [], database: { user, db } };
-    return {
-        problems: [
-            `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in the task of ${c.stackName}_${c.postgresService}: ${redact(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
-        ]
-    };
 }
 
 // The host half of a rotation: preflight and lock, staging, the detached
@@ -48368,7 +48361,12 @@ class HostRotation {
             facts.composeCmd !== undefined &&
             facts.composeCmd !== 'none' &&
             facts.composeConfigError === undefined) {
-            const check = await this.checkDatabase(facts.composeCmd);
+            const check = await trialRevoke(this.session, c, {
+                script: (command, extra) => this.script(command, extra),
+                command: 'dbcheck',
+                extra: { COMPOSE_CMD: facts.composeCmd },
+                where: `service ${c.postgresService}`
+            }, (text) => this.redactHost(text));
             problems.push(...check.problems);
             database = check.database;
         }
@@ -48496,34 +48494,6 @@ class HostRotation {
             throw new Error(`${message}; whether the host sequence started is UNKNOWN (the host could not be asked): production may be rotating on its own, the lock stays`);
         }
         this.launchedFlag = true;
-    }
-    /**
-     * Runs the revoke SQL in a transaction that is rolled back, as the user and
-     * database the running postgres container has (unless given), so a wrong
-     * user, database or a typo in revoke-sql is found before anything stops.
-     */
-    async checkDatabase(composeCmd) {
-        const c = this.config;
-        const sql = `BEGIN;\nSET LOCAL statement_timeout = '15s';\nSET LOCAL lock_timeout = '5s';\n${c.revokeSql}\nROLLBACK;\n`;
-        await this.session.writeFiles([
-            { path: `${c.deployPath}/.rotation/revoke-check.sql`, data: sql, mode: 0o600 }
-        ]);
-        const out = await this.script('dbcheck', {
-            COMPOSE_CMD: composeCmd,
-            POSTGRES_SERVICE: c.postgresService,
-            POSTGRES_USER: c.postgresUser,
-            POSTGRES_DB: c.postgresDb
-        });
-        const field = (name) => new RegExp(`^${name}=(.*)$`, 'm').exec(out)?.[1];
-        const user = field('db_user') ?? '?';
-        const db = field('db_name') ?? '?';
-        if (field('db') === 'ok')
-            return { problems: [], database: { user, db } };
-        return {
-            problems: [
-                `the revoke SQL failed in a trial run (rolled back) against database "${db}" as user "${user}" in service ${c.postgresService}: ${this.redactHost(field('db_error') ?? 'no answer')}. Nothing was changed: fix postgres-user, postgres-db or revoke-sql`
-            ]
-        };
     }
     /** One `status` question after a lost launch answer: started, not-started or unknown. */
     async launchStatus(reconnect) {

@@ -227,16 +227,7 @@ swarm_owns_step() { # step
 swarm_rollback() { # failed step
   journal rollback-start - - "$1"
   ok=1
-  if [ "$SWAPPED" = 1 ] || [ -f "$ROT/env.new" ] || ! cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
-    journal step-start rollback-restore
-    rm -f "$ROT/env.new"
-    if restore_backup "$BACKUP_PATH" >>"$ROT/host.log" 2>&1 && cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
-      journal step-end rollback-restore ok "path=$BACKUP_PATH"
-    else
-      journal step-end rollback-restore fail
-      ok=0
-    fi
-  fi
+  rollback_restore || ok=0
   # shellcheck disable=SC2034 # read by step() in rotate-host.sh
   TERMINATED=0
   swarm_record "$ROT/swarm.rollback" >>"$ROT/host.log" 2>&1

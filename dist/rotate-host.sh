@@ -804,6 +804,20 @@ step() { # name
   return 1
 }
 
+# The backup back over the .env when the run may have changed it (journaled
+# as rollback-restore); 1 when that failed.
+rollback_restore() {
+  [ "$SWAPPED" = 1 ] || [ -f "$ROT/env.new" ] || ! cmp -s "$ENV_FILE" "$BACKUP_PATH" || return 0
+  journal step-start rollback-restore
+  rm -f "$ROT/env.new"
+  if restore_backup "$BACKUP_PATH" >>"$ROT/host.log" 2>&1 && cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
+    journal step-end rollback-restore ok "path=$BACKUP_PATH"
+  else
+    journal step-end rollback-restore fail
+    return 1
+  fi
+}
+
 rollback() { # failed step
   if [ "${TARGET:-compose}" = swarm ]; then
     swarm_rollback "$1"
@@ -812,16 +826,7 @@ rollback() { # failed step
   journal rollback-start - - "$1"
   [ "${RESTART:-all}" = targeted ] && rollback_stop
   ok=1
-  if [ "$SWAPPED" = 1 ] || [ -f "$ROT/env.new" ] || ! cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
-    journal step-start rollback-restore
-    rm -f "$ROT/env.new"
-    if restore_backup "$BACKUP_PATH" >>"$ROT/host.log" 2>&1 && cmp -s "$ENV_FILE" "$BACKUP_PATH"; then
-      journal step-end rollback-restore ok "path=$BACKUP_PATH"
-    else
-      journal step-end rollback-restore fail
-      ok=0
-    fi
-  fi
+  rollback_restore || ok=0
   TERMINATED=0
   for s in up health; do
     journal step-start "rollback-$s"
